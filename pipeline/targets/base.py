@@ -1,0 +1,57 @@
+"""The deploy-target interface: everything the release workflow's activities ask of
+the place where versions run. One module per implementation (local, kubernetes).
+
+Every method is idempotent: a retry after a crash finds the work done and does
+nothing more, so each deploy and traffic step is applied exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from pipeline.models import PreflightReport, Slot, TrafficRequest
+
+Progress = Callable[[str], None]
+"""Called while a long operation waits; activities turn it into a heartbeat."""
+
+
+class TargetError(Exception):
+    """A failure the target reports in words an operator can act on."""
+
+
+class PermanentTargetError(TargetError):
+    """A failure that no retry can fix (unknown service, bad configuration)."""
+
+
+class DeployTarget(Protocol):
+    name: str
+
+    async def preflight(self, service: str, suites: list[str]) -> PreflightReport:
+        """Check the target can run this release before anything changes."""
+
+    async def deploy(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> bool:
+        """Run `version` in `slot` (staging or canary). Returns False when it already ran there."""
+
+    async def wait_ready(self, service: str, slot: Slot, version: str, progress: Progress) -> None:
+        """Return once the version in `slot` passes its readiness check; raise TargetError on timeout."""
+
+    def endpoint(self, service: str, slot: Slot) -> str:
+        """Base URL that reaches the version in `slot` directly (for test suites)."""
+
+    async def set_traffic(self, request: TrafficRequest) -> bool:
+        """Route traffic as requested and return once the router serves it.
+        Returns False when the routing already was so."""
+
+    async def stop(self, service: str, slot: Slot) -> bool:
+        """Stop whatever runs in `slot`. Returns False when nothing ran there."""
+
+    async def promote(self, service: str) -> str | None:
+        """Make the canary the stable version with all traffic, keeping the previous
+        stable version idle for retirement. Returns the previous stable version."""
+
+    async def retire(self, service: str, version: str) -> bool:
+        """Remove an idle previous version. Returns False when it was already gone."""
+
+    async def stable_version(self, service: str) -> str | None:
+        """The version serving production traffic, or None before the first release."""
