@@ -331,6 +331,12 @@ class ServiceRef(Strict):
     release_id: str
     service: str
     target: TargetName = "local"
+    phase: Phase = Phase.VALIDATE
+
+
+class PreflightRequest(Strict):
+    ref: ServiceRef
+    suites: list[str]
 
 
 class PreflightReport(Strict):

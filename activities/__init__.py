@@ -1,0 +1,26 @@
+"""Temporal activities: the only code that touches the world (targets, routers,
+metrics, test suites). Each is idempotent, so Temporal may retry it safely."""
+
+from activities.deploy import (
+    deploy_version,
+    preflight,
+    promote_canary,
+    retire_version,
+    set_traffic,
+    stop_version,
+    wait_ready,
+)
+from activities.metrics import observe_metrics
+from activities.suites import run_test_suite
+
+ALL = [
+    preflight,
+    deploy_version,
+    wait_ready,
+    run_test_suite,
+    set_traffic,
+    stop_version,
+    promote_canary,
+    retire_version,
+    observe_metrics,
+]

@@ -1,0 +1,82 @@
+"""Activities that change what runs where and who gets traffic."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.errors import permanent_errors_not_retried
+from pipeline.logging import release_logger
+from pipeline.models import (
+    DeployRequest,
+    PreflightReport,
+    PreflightRequest,
+    RetireRequest,
+    ServiceRef,
+    SlotRequest,
+    TrafficRequest,
+)
+from pipeline.targets import target_for
+
+
+@activity.defn
+async def preflight(request: PreflightRequest) -> PreflightReport:
+    with permanent_errors_not_retried():
+        report = await target_for(request.ref.target).preflight(request.ref.service, request.suites)
+    release_logger(request.ref).info("preflight", stable_version=report.stable_version)
+    return report
+
+
+@activity.defn
+async def deploy_version(request: DeployRequest) -> bool:
+    with permanent_errors_not_retried():
+        changed = await target_for(request.ref.target).deploy(
+            request.ref.service, request.slot, request.version, request.env
+        )
+    release_logger(request.ref).info("deployed", slot=request.slot.value, version=request.version, changed=changed)
+    return changed
+
+
+@activity.defn
+async def wait_ready(request: DeployRequest) -> None:
+    with permanent_errors_not_retried():
+        await target_for(request.ref.target).wait_ready(
+            request.ref.service, request.slot, request.version, activity.heartbeat
+        )
+    release_logger(request.ref).info("ready", slot=request.slot.value, version=request.version)
+
+
+@activity.defn
+async def set_traffic(request: TrafficRequest) -> bool:
+    with permanent_errors_not_retried():
+        changed = await target_for(request.ref.target).set_traffic(request)
+    release_logger(request.ref).info(
+        "traffic set",
+        canary_weight=request.canary_weight,
+        segments_to_canary=request.segments_to_canary,
+        changed=changed,
+    )
+    return changed
+
+
+@activity.defn
+async def stop_version(request: SlotRequest) -> bool:
+    with permanent_errors_not_retried():
+        stopped = await target_for(request.ref.target).stop(request.ref.service, request.slot)
+    release_logger(request.ref).info("stopped", slot=request.slot.value, changed=stopped)
+    return stopped
+
+
+@activity.defn
+async def promote_canary(ref: ServiceRef) -> str | None:
+    with permanent_errors_not_retried():
+        previous = await target_for(ref.target).promote(ref.service)
+    release_logger(ref).info("promoted", previous_version=previous)
+    return previous
+
+
+@activity.defn
+async def retire_version(request: RetireRequest) -> bool:
+    with permanent_errors_not_retried():
+        retired = await target_for(request.ref.target).retire(request.ref.service, request.version)
+    release_logger(request.ref).info("retired", version=request.version, changed=retired)
+    return retired

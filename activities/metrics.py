@@ -1,0 +1,28 @@
+"""Activities that read health metrics. Reading never changes anything."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pipeline.logging import release_logger
+from pipeline.metrics import provider_for
+from pipeline.metrics.base import MetricsUnavailable
+from pipeline.models import Observation, ObserveRequest
+
+
+@activity.defn
+async def observe_metrics(request: ObserveRequest) -> Observation:
+    """Metrics of canary and stable since `request.cursor`. A provider that cannot be
+    read fails the activity (and Temporal retries it): no data is never healthy."""
+    try:
+        observation = await provider_for(request.ref.target).observe(request.ref.service, request.cursor)
+    except MetricsUnavailable as error:
+        raise ApplicationError(f"metrics unavailable: {error}", type="MetricsUnavailable") from error
+    release_logger(request.ref).info(
+        "observed",
+        window_seconds=round(observation.window_seconds, 2),
+        canary_requests=observation.canary.requests,
+        canary=observation.canary.values,
+    )
+    return observation

@@ -1,0 +1,31 @@
+"""Release-request validation: turn raw workflow input into a ReleaseRequest, or
+into one error message that names every bad field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.models import ReleaseRequest
+
+
+class InvalidRequest(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid release request: " + "; ".join(problems))
+
+
+def parse_request(raw: Any) -> ReleaseRequest:
+    if not isinstance(raw, dict):
+        raise InvalidRequest([f"input: expected one JSON object, got {type(raw).__name__}"])
+    try:
+        return ReleaseRequest.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidRequest([_describe(problem) for problem in error.errors()]) from None
+
+
+def _describe(problem: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in problem["loc"]) or "input"
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}"

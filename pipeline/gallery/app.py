@@ -1,0 +1,255 @@
+"""The bundled sample service: a tiny in-memory photo gallery.
+
+    python -m pipeline.gallery.app --port 9000 --version 1.2.0 --instance-id abc
+
+Faults are injected through the environment so that a release can be made to fail:
+GALLERY_ERROR_RATE (0..1 share of requests answered 500), GALLERY_LATENCY_MS (added
+to each request) and GALLERY_READY_DELAY_SECONDS (readiness fails until then).
+Health and platform endpoints are operational and never get injected faults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
+
+MAX_BODY_BYTES = 1_000_000
+MAX_TITLE_LENGTH = 200
+ACTIVITY_COUNTERS = ("active_uploads", "processing_jobs", "client_sessions")
+OPERATIONAL_PREFIXES = ("/health/", "/platform/")
+
+log = logging.getLogger("gallery")
+T = TypeVar("T")
+
+
+# --- pure helpers (exercised by the `unit` suite) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Faults:
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    ready_delay_seconds: float = 0.0
+
+
+def parse_faults(environ: dict[str, str]) -> Faults:
+    """Read fault settings, clamping the error rate to 0..1 and the delays to >= 0."""
+    error_rate = float(environ.get("GALLERY_ERROR_RATE", "0") or 0)
+    return Faults(
+        error_rate=min(max(error_rate, 0.0), 1.0),
+        latency_ms=max(float(environ.get("GALLERY_LATENCY_MS", "0") or 0), 0.0),
+        ready_delay_seconds=max(float(environ.get("GALLERY_READY_DELAY_SECONDS", "0") or 0), 0.0),
+    )
+
+
+def validate_photo(payload: object) -> str:
+    """The title of an upload, or ValueError saying what is wrong with it."""
+    if not isinstance(payload, dict):
+        raise ValueError("body must be a JSON object")
+    title = payload.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("'title' must be a non-empty string")
+    if len(title) > MAX_TITLE_LENGTH:
+        raise ValueError(f"'title' must be at most {MAX_TITLE_LENGTH} characters")
+    return title.strip()
+
+
+def validate_activity(payload: object) -> dict[str, int]:
+    """The platform activity counters given, or ValueError."""
+    if not isinstance(payload, dict) or not set(payload) <= set(ACTIVITY_COUNTERS):
+        raise ValueError(f"body must be a JSON object with keys among {', '.join(ACTIVITY_COUNTERS)}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in payload.values()):
+        raise ValueError("activity counters must be non-negative integers")
+    return dict(payload)
+
+
+def render_gallery(version: str, titles: list[str]) -> str:
+    items = "".join(f"<li>{html.escape(title)}</li>" for title in titles) or "<li>No photos yet</li>"
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Gallery</title></head>"
+        f"<body><h1>Photo gallery</h1><p>version {html.escape(version)}</p><ul>{items}</ul></body></html>"
+    )
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Gallery:
+    version: str
+    instance_id: str
+    faults: Faults
+    started_at: float = field(default_factory=time.monotonic)
+    photos: list[dict] = field(default_factory=list)
+    activity: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIVITY_COUNTERS, 0))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_ready(self) -> bool:
+        return time.monotonic() - self.started_at >= self.faults.ready_delay_seconds
+
+    def add_photo(self, title: str) -> dict:
+        with self.lock:
+            photo = {"id": len(self.photos) + 1, "title": title, "uploaded_at": time.time()}
+            self.photos.append(photo)
+            return photo
+
+    def photo_list(self) -> list[dict]:
+        with self.lock:
+            return list(self.photos)
+
+    def update_activity(self, counters: dict[str, int]) -> dict[str, int]:
+        with self.lock:
+            self.activity.update(counters)
+            return dict(self.activity)
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+class GalleryHandler(BaseHTTPRequestHandler):
+    server_version = "gallery"
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive replies otherwise wait ~40 ms on delayed ACKs
+    gallery: Gallery  # set by serve()
+
+    def do_GET(self) -> None:
+        self._dispatch({
+            "/health/live": lambda: self._json(HTTPStatus.OK, {"status": "live"}),
+            "/health/ready": self._ready,
+            "/": self._gallery_page,
+            "/api/photos": lambda: self._json(HTTPStatus.OK, self.gallery.photo_list()),
+            "/version": lambda: self._json(HTTPStatus.OK, {"version": self.gallery.version}),
+            "/platform/activity": lambda: self._json(HTTPStatus.OK, self.gallery.update_activity({})),
+        })
+
+    def do_POST(self) -> None:
+        self._dispatch({"/api/photos": self._upload, "/platform/activity": self._set_activity})
+
+    def _method_not_allowed(self) -> None:
+        if self._read_body():
+            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "method not allowed"})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _dispatch(self, routes: dict) -> None:
+        path = self.path.split("?", 1)[0]
+        if not self._read_body():
+            return
+        handler = routes.get(path)
+        if handler is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        if not path.startswith(OPERATIONAL_PREFIXES) and self._inject_faults():
+            return
+        try:
+            handler()
+        except Exception:
+            log.exception("request failed: %s %s", self.command, path)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def _inject_faults(self) -> bool:
+        """Apply latency; answer 500 and return True for the configured share of requests."""
+        faults = self.gallery.faults
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        if random.random() < faults.error_rate:
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+            return True
+        return False
+
+    def _gallery_page(self) -> None:
+        titles = [photo["title"] for photo in self.gallery.photo_list()]
+        self._html(render_gallery(self.gallery.version, titles))
+
+    def _ready(self) -> None:
+        ready = self.gallery.is_ready()
+        self._json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
+
+    def _upload(self) -> None:
+        title = self._valid_body(validate_photo)
+        if title is not None:
+            self._json(HTTPStatus.CREATED, self.gallery.add_photo(title))
+
+    def _set_activity(self) -> None:
+        counters = self._valid_body(validate_activity)
+        if counters is not None:
+            self._json(HTTPStatus.OK, self.gallery.update_activity(counters))
+
+    def _valid_body(self, validate: Callable[[object], T]) -> T | None:
+        """The validated JSON body, or None after answering 400 with what is wrong."""
+        try:
+            return validate(self._read_json())
+        except ValueError as error:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+            return None
+
+    def _read_body(self) -> bool:
+        """Read the request body, so that a keep-alive connection stays in step even
+        when the reply ignores it. Answers 413 and returns False when it is too large."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body larger than {MAX_BODY_BYTES} bytes"})
+            return False
+        self.body = self.rfile.read(length)
+        return True
+
+    def _read_json(self) -> object:
+        try:
+            return json.loads(self.body or b"null")
+        except json.JSONDecodeError as error:
+            raise ValueError("body is not valid JSON") from error
+
+    def _json(self, status: HTTPStatus, body: object) -> None:
+        self._send(status, "application/json", json.dumps(body).encode())
+
+    def _html(self, page: str) -> None:
+        self._send(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Served-Version", self.gallery.version)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def version_string(self) -> str:
+        """No Python or server version in the Server header."""
+        return self.server_version
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+
+def serve(port: int, gallery: Gallery) -> None:
+    handler = type("BoundGalleryHandler", (GalleryHandler,), {"gallery": gallery})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    log.info("gallery %s (%s) listening on port %d", gallery.version, gallery.instance_id, port)
+    server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--instance-id", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    serve(args.port, Gallery(args.version, args.instance_id, parse_faults(dict(os.environ))))
+
+
+if __name__ == "__main__":
+    main()

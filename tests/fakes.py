@@ -1,0 +1,115 @@
+"""A scripted stand-in for the world behind the activities, for workflow tests on
+the time-skipping server. The real activities are exercised by the integration
+tests; here only the workflow's decisions are under test, so the boundary
+(targets, routers, metrics) is faked and every call is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pipeline.models import (
+    DeployRequest,
+    Metric,
+    Observation,
+    ObserveRequest,
+    PreflightReport,
+    PreflightRequest,
+    RetireRequest,
+    ServiceRef,
+    SlotRequest,
+    SuiteRequest,
+    SuiteResult,
+    TrafficRequest,
+    VersionMetrics,
+)
+
+HEALTHY = VersionMetrics(requests=200, values={Metric.ERROR_RATE: 0.001, Metric.P95_LATENCY_MS: 120.0})
+FAILING = VersionMetrics(requests=200, values={Metric.ERROR_RATE: 0.2, Metric.P95_LATENCY_MS: 120.0})
+SLOW = VersionMetrics(requests=200, values={Metric.ERROR_RATE: 0.0, Metric.P95_LATENCY_MS: 900.0})
+NO_TRAFFIC = VersionMetrics(requests=0, values={Metric.ERROR_RATE: None, Metric.P95_LATENCY_MS: None})
+
+
+@dataclass
+class FakeWorld:
+    """Records each change the workflow asks for and answers with scripted health.
+
+    `canary_health(weight)` gives the canary's metrics at a traffic weight.
+    """
+
+    stable: str | None = "1.0.0"
+    failing_suites: set[str] = field(default_factory=set)
+    canary_health: Callable[[int], VersionMetrics] = lambda weight: HEALTHY
+    metrics_down: bool = False
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    weight: int = 0
+
+    @property
+    def weights(self) -> list[int]:
+        return [arg for name, arg in self.calls if name == "set_traffic"]
+
+    def called(self, name: str) -> list[Any]:
+        return [arg for call, arg in self.calls if call == name]
+
+    def activities(self) -> list[Callable]:
+        return [
+            self.preflight,
+            self.deploy_version,
+            self.wait_ready,
+            self.run_test_suite,
+            self.set_traffic,
+            self.stop_version,
+            self.promote_canary,
+            self.retire_version,
+            self.observe_metrics,
+        ]
+
+    @activity.defn(name="preflight")
+    async def preflight(self, request: PreflightRequest) -> PreflightReport:
+        return PreflightReport(stable_version=self.stable)
+
+    @activity.defn(name="deploy_version")
+    async def deploy_version(self, request: DeployRequest) -> bool:
+        self.calls.append(("deploy_version", (request.slot.value, request.version)))
+        return True
+
+    @activity.defn(name="wait_ready")
+    async def wait_ready(self, request: DeployRequest) -> None:
+        return None
+
+    @activity.defn(name="run_test_suite")
+    async def run_test_suite(self, request: SuiteRequest) -> SuiteResult:
+        self.calls.append(("run_test_suite", request.suite))
+        passed = request.suite not in self.failing_suites
+        return SuiteResult(suite=request.suite, passed=passed, duration_seconds=0.1, detail="ok" if passed else "2 tests failed")
+
+    @activity.defn(name="set_traffic")
+    async def set_traffic(self, request: TrafficRequest) -> bool:
+        self.calls.append(("set_traffic", request.canary_weight))
+        changed, self.weight = self.weight != request.canary_weight, request.canary_weight
+        return changed
+
+    @activity.defn(name="stop_version")
+    async def stop_version(self, request: SlotRequest) -> bool:
+        self.calls.append(("stop_version", request.slot.value))
+        return True
+
+    @activity.defn(name="promote_canary")
+    async def promote_canary(self, ref: ServiceRef) -> str | None:
+        self.calls.append(("promote_canary", ref.service))
+        return self.stable
+
+    @activity.defn(name="retire_version")
+    async def retire_version(self, request: RetireRequest) -> bool:
+        self.calls.append(("retire_version", request.version))
+        return True
+
+    @activity.defn(name="observe_metrics")
+    async def observe_metrics(self, request: ObserveRequest) -> Observation:
+        if self.metrics_down:
+            raise ApplicationError("connection refused", type="MetricsUnavailable", non_retryable=True)
+        return Observation(window_seconds=60, canary=self.canary_health(self.weight), stable=HEALTHY, cursor={"n": 1})

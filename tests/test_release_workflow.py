@@ -1,0 +1,329 @@
+"""ReleaseWorkflow's decisions on the time-skipping server: a 30-minute canary and
+four 5-minute steps take seconds. The world behind the activities is FakeWorld."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from pipeline.models import Metric, Outcome, Phase, ReleaseResult, ReleaseStatus
+from tests.fakes import FAILING, HEALTHY, NO_TRAFFIC, SLOW, FakeWorld
+from workflows import ALL as WORKFLOWS
+from workflows.release import ReleaseWorkflow
+
+TASK_QUEUE = "releases-test"
+SKIP_SECONDS = 20
+REQUEST = {"service": "gallery", "version": "2.0.0", "target": "local"}
+
+
+@pytest.fixture
+async def world(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[FakeWorld]:
+    world = FakeWorld()
+    async with Worker(
+        time_skipping_env.client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=world.activities()
+    ):
+        yield world
+
+
+@pytest.fixture
+async def start(time_skipping_env: WorkflowEnvironment, world: FakeWorld) -> AsyncIterator[Callable[..., Any]]:
+    handles: list[WorkflowHandle] = []
+
+    service = f"gallery-{uuid.uuid4().hex[:8]}"
+
+    async def start(request: dict[str, Any] | Any = None) -> WorkflowHandle:
+        """Start a release; each test has a service of its own, so no test waits for
+        another's service lock."""
+        request = REQUEST if request is None else request
+        if isinstance(request, dict) and request.get("service") == REQUEST["service"]:
+            request = {**request, "service": service}
+        handle = await time_skipping_env.client.start_workflow(
+            ReleaseWorkflow.run,
+            request,
+            id=f"release-{uuid.uuid4()}",
+            task_queue=TASK_QUEUE,
+        )
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:  # a failed test must not leave a release holding the service's lock
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("test over")
+
+
+async def status(handle: WorkflowHandle) -> ReleaseStatus:
+    return await handle.query(ReleaseWorkflow.status)
+
+
+class Drive:
+    """Moves a release along the way a person would, on the time-skipping server."""
+
+    def __init__(self, env: WorkflowEnvironment):
+        self.env = env
+
+    async def until(self, handle: WorkflowHandle, condition: Callable[[ReleaseStatus], bool], within: float = 20) -> ReleaseStatus:
+        """Poll the status query until `condition` holds, letting workflow time pass in
+        steps of SKIP_SECONDS between polls; fails after `within` seconds of real time.
+        (The test server only skips time on its own while a result is awaited, and would
+        then skip past a wait for a signal to the workflow's timeout.)"""
+        current = None
+        try:
+            async with asyncio.timeout(within):
+                polls = 0
+                while not condition(current := await status(handle)):
+                    polls += 1
+                    if polls < 10:
+                        await asyncio.sleep(0.05)
+                    else:
+                        await self.env.sleep(SKIP_SECONDS)
+        except TimeoutError:
+            pytest.fail(f"condition not met within {within}s; last status: {current}")
+        return current
+
+    async def approve(self, handle: WorkflowHandle, stage: str, approver: str = "alice") -> None:
+        await self.until(handle, lambda s: s.pending_approval == stage)
+        await handle.signal(ReleaseWorkflow.approve, {"stage": stage, "approver": approver, "comment": "looks good"})
+
+
+@pytest.fixture
+def drive(time_skipping_env: WorkflowEnvironment) -> Drive:
+    return Drive(time_skipping_env)
+
+
+async def result_with(handle: WorkflowHandle, *steps: Callable[[], Any]) -> ReleaseResult:
+    """Run `steps` in order, then await the result (which lets the server skip time freely)."""
+    for step in steps:
+        await step()
+    return await handle.result()
+
+
+async def test_default_rollout_promotes_through_every_step(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"), lambda: drive.approve(handle, "production", "bob"))
+
+    assert result.outcome is Outcome.PROMOTED
+    assert world.weights == [10, 25, 50, 75, 100]
+    assert world.called("deploy_version") == [("staging", "2.0.0"), ("canary", "2.0.0")]
+    assert world.called("run_test_suite") == ["unit", "integration", "e2e", "performance", "security"]
+    assert len(world.called("promote_canary")) == 1 and world.called("retire_version") == ["1.0.0"]
+    assert [(a.stage, a.approver) for a in result.approvals] == [("canary", "alice"), ("production", "bob")]
+    final = await status(handle)
+    assert final.phase is Phase.DONE and final.outcome is Outcome.PROMOTED and final.stable_version == "2.0.0"
+    assert final.last_analysis is not None and final.last_analysis.verdict == "pass"
+
+
+async def test_default_timings_hold_the_canary_thirty_minutes_and_each_step_five(drive: Drive, world: FakeWorld, start, time_skipping_env):
+    handle = await start()
+    began = await time_skipping_env.get_current_time()
+    await result_with(handle, lambda: drive.approve(handle, "canary"), lambda: drive.approve(handle, "production"))
+    elapsed = (await time_skipping_env.get_current_time()) - began
+    assert elapsed.total_seconds() >= 30 * 60 + 4 * 5 * 60 + 300  # canary, four steps, retire delay
+
+
+async def test_canary_breach_rolls_back_before_production_approval(drive: Drive, world: FakeWorld, start):
+    world.canary_health = lambda weight: FAILING
+    handle = await start()
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"))
+
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert result.breach is not None and result.breach.metric is Metric.ERROR_RATE and result.breach.value == 0.2
+    assert "error_rate" in result.reason and "<= 0.01" in result.reason
+    assert world.weights == [10, 0]
+    assert world.called("stop_version")[-2:] == ["canary", "staging"]
+    assert world.called("promote_canary") == []
+
+
+async def test_breach_during_progressive_shift_sends_all_traffic_back_to_stable(drive: Drive, world: FakeWorld, start):
+    world.canary_health = lambda weight: SLOW if weight >= 50 else HEALTHY
+    handle = await start()
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"), lambda: drive.approve(handle, "production"))
+
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert result.breach.metric is Metric.P95_LATENCY_MS
+    assert world.weights == [10, 25, 50, 0]
+    assert "at 50% canary traffic" in result.reason
+
+
+async def test_canary_stays_watched_while_waiting_for_production_approval(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+    await drive.approve(handle, "canary")
+    await drive.until(handle, lambda s: s.pending_approval == "production")
+    world.canary_health = lambda weight: FAILING
+    result = await handle.result()
+    assert result.outcome is Outcome.ROLLED_BACK and world.weights == [10, 0]
+
+
+async def test_failed_staging_suite_stops_the_release_with_production_untouched(world: FakeWorld, start):
+    world.failing_suites = {"e2e"}
+    result = await (await start()).result()
+
+    assert result.outcome is Outcome.FAILED
+    assert "e2e" in result.reason and "2 tests failed" in result.reason
+    assert world.weights == []
+    assert world.called("deploy_version") == [("staging", "2.0.0")]
+
+
+async def test_kill_switch_during_canary_rolls_back_at_once(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+
+    async def pull_kill_switch():
+        await drive.until(handle, lambda s: s.phase is Phase.CANARY and s.canary_weight == 10)
+        await handle.signal(ReleaseWorkflow.kill_switch, {"reason": "support tickets spiking", "actor": "carol"})
+
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"), pull_kill_switch)
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert result.reason == "kill switch pulled by carol: support tickets spiking"
+    assert world.weights == [10, 0]
+
+
+async def test_reject_at_canary_approval_touches_no_production_traffic(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+
+    async def reject():
+        await drive.until(handle, lambda s: s.pending_approval == "canary")
+        await handle.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "dave", "comment": "wrong build"})
+
+    result = await result_with(handle, reject)
+    assert result.outcome is Outcome.REJECTED
+    assert result.reason == "rejected at canary by dave: wrong build"
+    assert world.weights == [] and ("canary", "2.0.0") not in world.called("deploy_version")
+
+
+async def test_reject_at_production_approval_rolls_the_canary_back(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+
+    async def reject():
+        await drive.until(handle, lambda s: s.pending_approval == "production")
+        await handle.signal(ReleaseWorkflow.reject, {"stage": "production", "approver": "erin"})
+
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"), reject)
+    assert result.outcome is Outcome.REJECTED and world.weights == [10, 0]
+
+
+async def test_pause_holds_traffic_until_resume(drive: Drive, world: FakeWorld, start, time_skipping_env):
+    handle = await start()
+    await drive.approve(handle, "canary")
+    await drive.until(handle, lambda s: s.canary_weight == 10)
+    await handle.signal(ReleaseWorkflow.pause, {"actor": "frank", "reason": "checking a dashboard"})
+    paused = await drive.until(handle, lambda s: s.paused)
+    await time_skipping_env.sleep(3 * 3600)  # far past the canary duration
+    held = await status(handle)
+    assert paused.paused and held.phase is Phase.CANARY and world.weights == [10]
+
+    await handle.signal(ReleaseWorkflow.resume)
+    await drive.approve(handle, "production")
+    assert (await handle.result()).outcome is Outcome.PROMOTED
+    assert any("paused by frank" in entry.message for entry in held.timeline)
+
+
+async def test_cancel_rolls_back_before_the_release_ends(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+    await drive.approve(handle, "canary")
+    await drive.approve(handle, "production")
+    await drive.until(handle, lambda s: s.canary_weight == 50)
+    await handle.cancel()
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert world.weights == [10, 25, 50, 0]
+    final = await status(handle)
+    assert final.outcome is Outcome.ROLLED_BACK and final.reason == "release cancelled"
+
+
+@pytest.mark.parametrize(
+    ("request_", "fields"),
+    [
+        ({"version": "2.0.0"}, ["service: Field required"]),
+        ({**REQUEST, "policy": {"steps": [25, 50]}}, ["policy.steps: must end at 100"]),
+        ({**REQUEST, "policy": {"canary_weight": 0, "thresold": {}}}, ["policy.canary_weight", "policy.thresold"]),
+        ({**REQUEST, "target": "mars"}, ["target:"]),
+        ({**REQUEST, "env": {"DB_PASSWORD": "hunter2"}}, ["env: Value error, DB_PASSWORD looks like a secret"]),
+        (["gallery", "2.0.0"], ["input: expected one JSON object, got list"]),
+    ],
+)
+async def test_bad_input_fails_at_once_naming_each_field(world: FakeWorld, start, request_, fields):
+    handle = await start(request_)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidReleaseRequest" and cause.non_retryable
+    for field in fields:
+        assert field.replace("Value error, ", "") in cause.message
+    assert world.calls == []
+    assert "hunter2" not in cause.message
+
+
+async def test_no_traffic_on_the_canary_is_never_a_pass(drive: Drive, world: FakeWorld, start):
+    world.canary_health = lambda weight: NO_TRAFFIC
+    handle = await start()
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"))
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert "3 checks in a row without enough data" in result.reason
+    assert world.weights == [10, 0]
+
+
+async def test_unreadable_metrics_are_never_taken_as_healthy(drive: Drive, world: FakeWorld, start):
+    world.metrics_down = True
+    handle = await start()
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"))
+    assert result.outcome is Outcome.ROLLED_BACK and world.weights == [10, 0]
+    timeline = [entry.message for entry in (await status(handle)).timeline]
+    assert any("metrics unavailable" in message for message in timeline)
+
+
+async def test_first_release_of_a_service_is_an_initial_install(drive: Drive, world: FakeWorld, start):
+    world.stable = None
+    handle = await start()
+    result = await result_with(handle, lambda: drive.approve(handle, "production"))
+    assert result.outcome is Outcome.PROMOTED
+    assert world.called("deploy_version") == [("staging", "2.0.0"), ("canary", "2.0.0")]
+    assert len(world.called("promote_canary")) == 1 and world.weights == []
+
+
+async def test_approvals_can_be_waived_by_policy(world: FakeWorld, start):
+    result = await (await start({**REQUEST, "policy": {"required_approvals": []}})).result()
+    assert result.outcome is Outcome.PROMOTED and result.approvals == []
+
+
+async def test_second_release_of_a_service_is_refused_while_one_runs(drive: Drive, world: FakeWorld, start):
+    first = await start()
+    await drive.until(first, lambda s: s.pending_approval == "canary")
+    # Awaiting a result lets the test server skip time, which would time out the first
+    # release's wait for approval; so the second release is followed by its status.
+    second = await drive.until(await start({**REQUEST, "version": "2.0.1"}), lambda s: s.outcome is not None)
+    assert second.outcome is Outcome.FAILED and "another release of gallery-" in second.reason and "is running" in second.reason
+    assert ("staging", "2.0.1") not in world.called("deploy_version")
+    await first.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "alice"})
+    assert (await first.result()).outcome is Outcome.REJECTED
+
+
+async def test_queued_release_waits_for_the_running_one(drive: Drive, world: FakeWorld, start):
+    first = await start()
+    await drive.until(first, lambda s: s.pending_approval == "canary")
+    second = await start({**REQUEST, "version": "2.0.1", "policy": {"concurrency": "queue", "required_approvals": []}})
+    await drive.until(second, lambda s: s.phase is Phase.WAITING_FOR_LOCK)
+    await first.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "alice"})
+    assert (await second.result()).outcome is Outcome.PROMOTED
+
+
+async def test_malformed_and_out_of_turn_signals_are_recorded_and_ignored(drive: Drive, world: FakeWorld, start):
+    handle = await start()
+    await drive.until(handle, lambda s: s.pending_approval == "canary")
+    await handle.signal(ReleaseWorkflow.approve, {"stage": "production", "approver": "mallory"})
+    await handle.signal(ReleaseWorkflow.approve, {"stage": "canary"})
+    await handle.signal(ReleaseWorkflow.kill_switch, "stop!")
+    current = await drive.until(handle, lambda s: len(s.ignored_signals) == 3)
+    assert current.pending_approval == "canary" and current.approvals == []
+    assert "not pending" in current.ignored_signals[0] and "approver" in current.ignored_signals[1]
+    await handle.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "alice"})
+    assert (await handle.result()).outcome is Outcome.REJECTED

@@ -1,0 +1,4 @@
+from workflows.lock import ServiceLockWorkflow
+from workflows.release import ReleaseWorkflow
+
+ALL = [ReleaseWorkflow, ServiceLockWorkflow]

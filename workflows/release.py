@@ -1,0 +1,541 @@
+"""ReleaseWorkflow: one release of one service, from staging to full production.
+
+It reads top to bottom like ADR-017: validate the request, deploy to staging (V3)
+and run its test suites, wait for the canary approval, run the canary (V2) with a
+small share of traffic while its metrics are analysed, wait for the production
+approval, shift traffic in timed, analysed steps (V1), then make the new version
+stable and retire the old one. Whenever analysis breaches a threshold, the kill
+switch is pulled, an approver rejects or the release is cancelled, all traffic goes
+back to stable first and the canary is stopped.
+
+The workflow only decides; activities touch the world. It keeps no clock but
+`workflow.now()` and no randomness, so it replays deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities import (
+        deploy_version,
+        observe_metrics,
+        preflight,
+        promote_canary,
+        retire_version,
+        run_test_suite,
+        set_traffic,
+        stop_version,
+        wait_ready,
+    )
+    from pipeline import search_attributes
+    from pipeline.decisions.analysis import describe_breach, first_breach, judge
+    from pipeline.decisions.validation import InvalidRequest, parse_request
+    from pipeline.models import (
+        Analysis,
+        Approval,
+        ApprovalDecision,
+        Concurrency,
+        DeployRequest,
+        KillSwitch,
+        MetricCheck,
+        Observation,
+        ObserveRequest,
+        Operator,
+        Outcome,
+        Phase,
+        PreflightRequest,
+        ReleaseRequest,
+        ReleaseResult,
+        ReleaseStatus,
+        RetireRequest,
+        ServiceRef,
+        Slot,
+        SlotRequest,
+        Stage,
+        SuiteRequest,
+        TimelineEntry,
+        TrafficRequest,
+        VersionMetrics,
+        Verdict,
+    )
+    from workflows.lock import ServiceLockWorkflow, lock_id
+
+APPROVAL_PHASE = {Stage.CANARY: Phase.CANARY_APPROVAL, Stage.PRODUCTION: Phase.PRODUCTION_APPROVAL}
+TIMELINE_LIMIT = 200
+LOCK_RETRY_MAX_SECONDS = 60
+LOCK_GRACE_SECONDS = 10
+"""Even a refusing release waits this long: a lock whose release just ended is freed
+a moment later, and a release started right after it should not be refused."""
+
+CHANGE_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+ROLLBACK_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+"""A rollback never gives up: an operator sees it retrying in the UI until the target answers."""
+READ_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3)
+
+
+class ReleaseStopped(Exception):
+    """Ends the forward path of a release; `run` rolls back and reports the outcome."""
+
+    def __init__(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.breach = breach
+
+
+@workflow.defn
+class ReleaseWorkflow:
+    def __init__(self) -> None:
+        self._request: ReleaseRequest | None = None
+        self._status = ReleaseStatus(release_id=workflow.info().workflow_id, phase=Phase.VALIDATE)
+        self._stop: ReleaseStopped | None = None
+        self._touched: set[Slot] = set()
+        self._promoted = False
+        self._lock: workflow.ChildWorkflowHandle | None = None
+        self._cursor: dict[str, Any] = {}
+        self._inconclusive_streak = 0
+
+    @workflow.run
+    async def run(self, request: Any) -> ReleaseResult:
+        self._request = self._validate(request)
+        try:
+            await self._acquire_lock()
+            stable_version = await self._preflight()
+            await self._staging()
+            if stable_version is None:
+                await self._initial_install()
+            else:
+                await self._approval(Stage.CANARY)
+                await self._canary()
+                await self._approval(Stage.PRODUCTION)
+                await self._progressive_shift()
+                await self._finalize()
+            return self._finish(Outcome.PROMOTED, f"{self._request.version} is stable with all traffic")
+        except ReleaseStopped as stop:
+            await self._roll_back(stop.reason)
+            return self._finish(stop.outcome, stop.reason, stop.breach)
+        except asyncio.CancelledError:
+            await self._roll_back("release cancelled")
+            self._finish(Outcome.ROLLED_BACK, "release cancelled")
+            raise
+        finally:
+            await self._release_lock()
+
+    # --- signals and queries -----------------------------------------------------------
+
+    @workflow.signal
+    def approve(self, decision: Any) -> None:
+        approval = self._parse_signal("approve", ApprovalDecision, decision)
+        if approval is None:
+            return
+        if approval.stage is not self._status.pending_approval:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: that approval is not pending")
+            return
+        self._status.approvals.append(
+            Approval(stage=approval.stage, approver=approval.approver, comment=approval.comment, at=self._now())
+        )
+        self._note(f"{approval.stage.value} approved by {approval.approver}")
+
+    @workflow.signal
+    def reject(self, decision: Any) -> None:
+        rejection = self._parse_signal("reject", ApprovalDecision, decision)
+        if rejection is None or not self._can_stop("reject", rejection.approver):
+            return
+        comment = f": {rejection.comment}" if rejection.comment else ""
+        self._stop = ReleaseStopped(
+            Outcome.REJECTED, f"rejected at {rejection.stage.value} by {rejection.approver}{comment}"
+        )
+
+    @workflow.signal
+    def kill_switch(self, order: Any) -> None:
+        kill = self._parse_signal("kill_switch", KillSwitch, order)
+        if kill is None or not self._can_stop("kill_switch", kill.actor):
+            return
+        self._stop = ReleaseStopped(Outcome.ROLLED_BACK, f"kill switch pulled by {kill.actor}: {kill.reason}")
+
+    @workflow.signal
+    def pause(self, order: Any = None) -> None:
+        operator = self._parse_signal("pause", Operator, order or {})
+        if operator is not None and not self._status.paused:
+            self._status.paused = True
+            self._note(f"paused by {operator.actor} {operator.reason}".rstrip())
+
+    @workflow.signal
+    def resume(self, order: Any = None) -> None:
+        operator = self._parse_signal("resume", Operator, order or {})
+        if operator is not None and self._status.paused:
+            self._status.paused = False
+            self._note(f"resumed by {operator.actor} {operator.reason}".rstrip())
+
+    @workflow.query
+    def status(self) -> ReleaseStatus:
+        return self._status
+
+    # --- the release, phase by phase ---------------------------------------------------
+
+    def _validate(self, raw: Any) -> ReleaseRequest:
+        """A bad request fails the workflow at once, naming each bad field, before
+        anything is touched; it never leaves a workflow task retrying."""
+        try:
+            request = parse_request(raw)
+        except InvalidRequest as invalid:
+            self._status.outcome, self._status.reason = Outcome.FAILED, str(invalid)
+            self._status.phase = Phase.DONE
+            workflow.upsert_search_attributes(
+                [search_attributes.PHASE.value_set(Phase.DONE.value), search_attributes.OUTCOME.value_set(Outcome.FAILED.value)]
+            )
+            raise ApplicationError(str(invalid), {"problems": invalid.problems}, type="InvalidReleaseRequest", non_retryable=True) from None
+        self._status.service, self._status.version, self._status.target = request.service, request.version, request.target
+        workflow.upsert_search_attributes(
+            [search_attributes.SERVICE.value_set(request.service), search_attributes.VERSION.value_set(request.version)]
+        )
+        return request
+
+    async def _acquire_lock(self) -> None:
+        """Take the service's release lock, or refuse, or queue for it, by policy."""
+        request = self._request
+        patience = LOCK_GRACE_SECONDS if request.policy.concurrency is Concurrency.REFUSE else None
+        waited, delay = 0, 1
+        while True:
+            try:
+                self._lock = await workflow.start_child_workflow(
+                    ServiceLockWorkflow.run,
+                    workflow.info().workflow_id,
+                    id=lock_id(request.service),
+                    parent_close_policy=ParentClosePolicy.TERMINATE,
+                )
+                return
+            except WorkflowAlreadyStartedError:
+                busy = (
+                    f"another release of {request.service} is running (lock {lock_id(request.service)}); find it with "
+                    f"temporal workflow list --query 'ReleaseService=\"{request.service}\" AND ExecutionStatus=\"Running\"'"
+                )
+                if patience is not None and waited >= patience:
+                    raise ReleaseStopped(Outcome.FAILED, busy) from None
+                if self._status.phase is not Phase.WAITING_FOR_LOCK:
+                    self._enter(Phase.WAITING_FOR_LOCK, busy)
+                await self._sleep(delay)
+                waited, delay = waited + delay, min(delay * 2, LOCK_RETRY_MAX_SECONDS)
+
+    async def _preflight(self) -> str | None:
+        report = await self._change(
+            preflight,
+            PreflightRequest(ref=self._ref(), suites=self._request.policy.test_suites),
+            "check the target can run this release",
+        )
+        if report.missing_suites:
+            raise ReleaseStopped(
+                Outcome.FAILED, f"test suites not in the worker's catalog for {self._request.service}: {', '.join(report.missing_suites)}"
+            )
+        self._status.stable_version = report.stable_version
+        return report.stable_version
+
+    async def _staging(self) -> None:
+        """V3: deploy to staging, wait for readiness, run every suite; any failure stops the release."""
+        self._enter(Phase.STAGING, f"deploying {self._request.version} to staging")
+        await self._deploy(Slot.STAGING)
+        failures = []
+        for suite in self._request.policy.test_suites:
+            result = await self._read(
+                run_test_suite,
+                SuiteRequest(ref=self._ref(), suite=suite, version=self._request.version),
+                f"staging suite {suite}",
+                timeout=timedelta(minutes=15),
+            )
+            self._note(f"suite {suite} {'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.1f}s: {result.detail}")
+            if not result.passed:
+                failures.append(f"{suite} ({result.detail})")
+        await self._change(stop_version, SlotRequest(ref=self._ref(), slot=Slot.STAGING), "tear down staging")
+        if failures:
+            raise ReleaseStopped(Outcome.FAILED, "staging tests failed: " + "; ".join(failures))
+
+    async def _approval(self, stage: Stage) -> None:
+        """Wait for an approver. A live canary stays under analysis while it waits."""
+        if stage not in self._request.policy.required_approvals:
+            return
+        self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval")
+        self._status.pending_approval = stage
+        while not self._approved(stage):
+            if Slot.CANARY not in self._touched:
+                await self._wait_for(lambda: self._approved(stage))
+            elif not await self._wait_for(lambda: self._approved(stage), self._request.policy.analysis_interval_seconds):
+                await self._analyse()
+        self._status.pending_approval = None
+
+    async def _canary(self) -> None:
+        """V2: run the canary beside stable with a small share of traffic and watch it."""
+        policy = self._request.policy
+        self._enter(Phase.CANARY, f"starting canary {self._request.version}")
+        await self._deploy(Slot.CANARY)
+        await self._route(policy.canary_weight)
+        await self._watch(policy.canary_duration_seconds)
+
+    async def _progressive_shift(self) -> None:
+        """V1: move traffic through the policy's steps, each held and analysed."""
+        self._enter(Phase.PROGRESSIVE_SHIFT, f"shifting traffic through {self._request.policy.steps}")
+        for weight in self._request.policy.steps:
+            await self._route(weight)
+            await self._watch(self._request.policy.step_interval_seconds)
+
+    async def _finalize(self) -> None:
+        """The canary becomes stable; the previous version is retired after a delay,
+        so it stays at hand while the new one settles."""
+        self._enter(Phase.FINALIZE, f"making {self._request.version} stable")
+        previous = await self._change(promote_canary, self._ref(), f"promote {self._request.version} to stable")
+        self._promoted = True
+        self._status.stable_version = self._request.version
+        if previous and previous != self._request.version:
+            self._note(f"retiring {previous} in {self._request.policy.retire_delay_seconds}s")
+            await workflow.sleep(self._request.policy.retire_delay_seconds)
+            await self._change(retire_version, RetireRequest(ref=self._ref(), version=previous), f"retire {previous}")
+
+    async def _initial_install(self) -> None:
+        """No stable version to compare a canary against: after the production
+        approval, the staged version goes straight to stable, as Argo Rollouts does."""
+        self._note("no stable version yet: initial install, canary analysis skipped")
+        await self._approval(Stage.PRODUCTION)
+        self._enter(Phase.FINALIZE, f"installing {self._request.version}")
+        await self._deploy(Slot.CANARY)
+        await self._finalize()
+
+    async def _roll_back(self, reason: str) -> None:
+        """All traffic back to stable first, then the canary and staging stopped.
+        Only what this release touched is undone: a refused release changes nothing."""
+        if self._promoted or not self._touched:
+            return
+        self._enter(Phase.ROLLBACK, reason)
+        try:
+            if Slot.CANARY in self._touched:
+                await self._change(set_traffic, self._traffic(0, segments=False), "all traffic to stable", retry=ROLLBACK_RETRIES)
+                self._status.canary_weight = 0
+            for slot in (Slot.CANARY, Slot.STAGING):
+                if slot in self._touched:
+                    await self._change(stop_version, SlotRequest(ref=self._ref(), slot=slot), f"stop {slot.value}", retry=ROLLBACK_RETRIES)
+        except ReleaseStopped as failure:
+            raise ApplicationError(f"rollback incomplete: {failure.reason}", type="RollbackFailed", non_retryable=True) from None
+
+    def _finish(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None) -> ReleaseResult:
+        self._status.outcome, self._status.reason = outcome, reason
+        self._enter(Phase.DONE, f"{outcome.value}: {reason}")
+        workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome.value)])
+        return ReleaseResult(
+            release_id=self._status.release_id,
+            service=self._status.service,
+            version=self._status.version,
+            outcome=outcome,
+            reason=reason,
+            breach=breach,
+            canary_weight=self._status.canary_weight,
+            stable_version=self._status.stable_version,
+            approvals=self._status.approvals,
+        )
+
+    async def _release_lock(self) -> None:
+        """Free the lock for the next release. Should the signal fail, the parent-close
+        policy still ends the lock when this release closes."""
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            try:
+                await lock.signal(ServiceLockWorkflow.release)
+            except ApplicationError as error:
+                self._note(f"lock release signal failed ({error}); the lock ends with this release")
+
+    # --- deploying, routing and watching -------------------------------------------------
+
+    async def _deploy(self, slot: Slot) -> None:
+        self._touched.add(slot)
+        deploy = DeployRequest(ref=self._ref(), slot=slot, version=self._request.version, env=self._request.env)
+        await self._change(deploy_version, deploy, f"deploy {self._request.version} to {slot.value}")
+        await self._read(wait_ready, deploy, f"wait until {slot.value} {self._request.version} is ready", timeout=timedelta(minutes=10))
+
+    async def _route(self, weight: int) -> None:
+        """Send `weight` percent of traffic (and the canary segments) to the new version.
+        A paused release holds its traffic where it is."""
+        await self._wait_for(lambda: not self._status.paused)
+        await self._change(set_traffic, self._traffic(weight, segments=True), f"route {weight}% to {self._request.version}")
+        self._status.canary_weight = weight
+        self._note(f"{weight}% of traffic on {self._request.version}")
+
+    async def _watch(self, seconds: int) -> None:
+        """Analyse every interval for `seconds`, and beyond while paused or while the
+        last check did not pass: traffic only moves on after a passing check."""
+        interval = self._request.policy.analysis_interval_seconds
+        self._cursor = (await self._observe()).cursor
+        elapsed, verdict = 0, None
+        while elapsed < seconds or self._status.paused or verdict is not Verdict.PASS:
+            await self._sleep(interval)
+            elapsed += interval
+            verdict = await self._analyse()
+
+    async def _analyse(self) -> Verdict:
+        """One analysis over the window since the last one. A breach stops the release;
+        so do too many checks in a row without enough data."""
+        policy = self._request.policy
+        observation = await self._observe()
+        self._cursor = observation.cursor
+        analysis = judge(observation, policy, phase=self._status.phase, canary_weight=self._status.canary_weight, at=self._now())
+        self._record(analysis)
+        breach = first_breach(analysis)
+        if breach is not None:
+            raise ReleaseStopped(
+                Outcome.ROLLED_BACK, f"{describe_breach(breach)} at {analysis.canary_weight}% canary traffic", breach
+            )
+        self._inconclusive_streak = self._inconclusive_streak + 1 if analysis.verdict is Verdict.INCONCLUSIVE else 0
+        if self._inconclusive_streak >= policy.max_inconclusive_checks:
+            raise ReleaseStopped(Outcome.ROLLED_BACK, f"{self._inconclusive_streak} checks in a row without enough data ({analysis.summary})")
+        return analysis.verdict
+
+    async def _observe(self) -> Observation:
+        """Metrics since the cursor. A provider that cannot be read gives an empty
+        observation, which analysis counts as inconclusive, never as healthy."""
+        request = ObserveRequest(ref=self._ref(), cursor=self._cursor)
+        try:
+            return await self._interruptible(observe_metrics, request, "read canary metrics", timedelta(minutes=1))
+        except ActivityError as error:
+            self._note(f"metrics unavailable: {_cause(error)}")
+            return Observation(window_seconds=0, canary=VersionMetrics(), stable=VersionMetrics(), cursor=self._cursor)
+
+    def _record(self, analysis: Analysis) -> None:
+        self._status.last_analysis = analysis
+        self._note(f"analysis {analysis.verdict.value}: {analysis.summary}")
+        workflow.set_current_details(self._details())
+
+    # --- activity plumbing ---------------------------------------------------------------
+
+    async def _change(self, activity: Callable, arg: Any, summary: str, *, retry: RetryPolicy = CHANGE_RETRIES) -> Any:
+        """Run an activity that changes the world. It is idempotent and runs to the end
+        even if the release is stopped meanwhile; a failure after retries fails the release."""
+        try:
+            return await workflow.execute_activity(
+                activity, arg, start_to_close_timeout=timedelta(minutes=2), retry_policy=retry, summary=summary
+            )
+        except ActivityError as error:
+            raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
+
+    async def _read(self, activity: Callable, arg: Any, summary: str, *, timeout: timedelta = timedelta(minutes=1)) -> Any:
+        """Run an activity that waits or measures; a failure after retries fails the release."""
+        try:
+            return await self._interruptible(activity, arg, summary, timeout)
+        except ActivityError as error:
+            raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
+
+    async def _interruptible(self, activity: Callable, arg: Any, summary: str, timeout: timedelta) -> Any:
+        """Run an activity that a kill switch or rejection cancels at once."""
+        handle = workflow.start_activity(
+            activity,
+            arg,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=timedelta(seconds=30) if timeout > timedelta(minutes=1) else None,
+            retry_policy=READ_RETRIES,
+            summary=summary,
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
+        if not handle.done():
+            handle.cancel()
+            raise self._stop
+        return handle.result()
+
+    # --- waiting -------------------------------------------------------------------------
+
+    async def _wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Wait until `condition` holds (True) or `timeout` seconds pass (False).
+        A kill switch or rejection ends the wait by stopping the release."""
+        try:
+            await workflow.wait_condition(lambda: self._stop is not None or condition(), timeout=timeout)
+            met = True
+        except asyncio.TimeoutError:
+            met = False
+        if self._stop is not None:
+            raise self._stop
+        return met
+
+    async def _sleep(self, seconds: float) -> None:
+        await self._wait_for(lambda: False, seconds)
+
+    # --- status bookkeeping --------------------------------------------------------------
+
+    def _enter(self, phase: Phase, message: str) -> None:
+        self._status.phase = phase
+        self._note(message)
+        workflow.upsert_search_attributes([search_attributes.PHASE.value_set(phase.value)])
+        workflow.set_current_details(self._details())
+
+    def _note(self, message: str) -> None:
+        entry = TimelineEntry(at=self._now(), phase=self._status.phase, message=message)
+        self._status.timeline = [*self._status.timeline, entry][-TIMELINE_LIMIT:]
+        workflow.logger.info(
+            message,
+            extra={"release_id": self._status.release_id, "service": self._status.service, "phase": self._status.phase.value},
+        )
+
+    def _ignore(self, message: str) -> None:
+        self._status.ignored_signals = [*self._status.ignored_signals, message][-TIMELINE_LIMIT:]
+        self._note(f"ignored {message}")
+
+    def _details(self) -> str:
+        status = self._status
+        lines = [f"**{status.phase.value}**: {status.service} {status.version}", f"canary traffic: {status.canary_weight}%"]
+        if status.pending_approval:
+            lines.append(f"waiting for **{status.pending_approval.value}** approval")
+        if status.paused:
+            lines.append("**paused**")
+        if status.last_analysis:
+            lines.append(f"last analysis: {status.last_analysis.verdict.value}: {status.last_analysis.summary}")
+        return "\n\n".join(lines)
+
+    def _parse_signal(self, name: str, model: type, payload: Any) -> Any:
+        """Signals come from people and scripts: a malformed one is recorded and ignored."""
+        try:
+            return model.model_validate(payload)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'input'}: {p['msg']}" for p in error.errors())
+            self._ignore(f"{name}: malformed payload ({problems})")
+            return None
+
+    def _can_stop(self, name: str, actor: str) -> bool:
+        if self._promoted or self._status.outcome is not None:
+            self._ignore(f"{name} from {actor}: the release is already {'promoted' if self._promoted else 'over'}")
+            return False
+        if self._stop is not None:
+            self._ignore(f"{name} from {actor}: the release is already stopping ({self._stop.reason})")
+            return False
+        return True
+
+    def _approved(self, stage: Stage) -> bool:
+        return any(approval.stage is stage for approval in self._status.approvals)
+
+    def _ref(self) -> ServiceRef:
+        return ServiceRef(
+            release_id=self._status.release_id, service=self._request.service, target=self._request.target, phase=self._status.phase
+        )
+
+    def _traffic(self, weight: int, *, segments: bool) -> TrafficRequest:
+        policy = self._request.policy
+        return TrafficRequest(
+            ref=self._ref(),
+            canary_weight=weight,
+            segments_to_canary=segments,
+            segment_header=policy.segment_header,
+            canary_segments=policy.canary_segments,
+        )
+
+    def _now(self) -> str:
+        return workflow.now().isoformat(timespec="seconds")
+
+
+def _cause(error: BaseException | None) -> str:
+    """The innermost message of an activity failure, which is the one that explains it."""
+    while error is not None and error.__cause__ is not None:
+        error = error.__cause__
+    return str(error)
