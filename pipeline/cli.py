@@ -1,0 +1,473 @@
+"""releasectl: start, follow and steer releases from a terminal.
+
+  releasectl start gallery 2.0.0 --env LOG_LEVEL=debug --policy @policy.json
+  releasectl watch release-gallery-2.0.0-1a2b3c
+  releasectl approve release-gallery-2.0.0-1a2b3c --stage canary --approver alice
+  releasectl kill release-gallery-2.0.0-1a2b3c --reason "checkout errors" --actor bob
+  releasectl list --service gallery --running
+
+Temporal is reached as the worker reaches it (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+PIPELINE_TASK_QUEUE, TLS and API-key variables: see pipeline/temporal.py). Everything
+here can also be done with the plain `temporal` CLI; this one validates requests
+before starting them and shows a release's progress readably.
+
+Exit status: 0 on success, 1 on an error (one line on stderr), 2 when `watch` sees a
+release end without being promoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from pipeline import search_attributes
+from pipeline.decisions.validation import InvalidRequest, parse_request
+from pipeline.models import (
+    SERVICE_PATTERN,
+    Analysis,
+    ApprovalDecision,
+    KillSwitch,
+    MetricCheck,
+    Operator,
+    Outcome,
+    ReleaseRequest,
+    ReleaseResult,
+    ReleaseStatus,
+    Stage,
+)
+from pipeline.temporal import TemporalSettings, connect
+
+WORKFLOW_TYPE = "ReleaseWorkflow"
+STATUS_QUERY = "status"
+EXIT_ERROR = 1
+EXIT_NOT_PROMOTED = 2
+BAR_WIDTH = 10
+TIMELINE_SHOWN = 8
+WATCH_INTERVAL_SECONDS = 1.0
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+class CliError(Exception):
+    """An expected failure: reported as one line on stderr, without a traceback."""
+
+
+# --- requests and signal payloads ------------------------------------------------------
+
+
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise CliError(f"--env {pair!r}: expected NAME=VALUE")
+        env[name] = value
+    return env
+
+
+def load_policy(text: str) -> Any:
+    """The policy as JSON, given inline or as @path to a JSON file."""
+    source = "--policy"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text()
+        except OSError as error:
+            raise CliError(f"cannot read policy file {source}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"{source} is not valid JSON: {error}") from None
+
+
+def build_request(args: argparse.Namespace) -> ReleaseRequest:
+    """The release request from the command line, validated exactly as the workflow
+    will validate it, so that a typo is reported before anything starts."""
+    raw: dict[str, Any] = {
+        "service": args.service,
+        "version": args.version,
+        "target": args.target,
+        "env": parse_env(args.env),
+        "author": args.author,
+    }
+    if args.policy is not None:
+        raw["policy"] = load_policy(args.policy)
+    if args.description is not None:
+        raw["description"] = args.description
+    return parse_request(raw)
+
+
+def new_release_id(request: ReleaseRequest) -> str:
+    return f"release-{request.service}-{request.version}-{uuid.uuid4().hex[:6]}"
+
+
+def approval_payload(args: argparse.Namespace) -> ApprovalDecision:
+    return ApprovalDecision(stage=args.stage, approver=args.approver, comment=args.comment)
+
+
+def kill_payload(args: argparse.Namespace) -> KillSwitch:
+    return KillSwitch(reason=args.reason, actor=args.actor)
+
+
+def operator_payload(args: argparse.Namespace) -> Operator:
+    return Operator(actor=args.actor, reason=args.reason)
+
+
+def release_query(service: str | None, running: bool) -> str:
+    """A visibility query for releases; the service is checked first because it is
+    spliced into the query text."""
+    clauses = [f'WorkflowType="{WORKFLOW_TYPE}"']
+    if service is not None:
+        if not re.match(SERVICE_PATTERN, service):
+            raise CliError(f"--service {service!r} is not a service name")
+        clauses.append(f'{search_attributes.SERVICE.name}="{service}"')
+    if running:
+        clauses.append('ExecutionStatus="Running"')
+    return " AND ".join(clauses)
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+# --- rendering: pure functions of what Temporal returned --------------------------------
+
+
+def traffic_bar(weight: int, version: str | None) -> str:
+    """`[#####-----] 50% on 2.0.0`; any traffic at all shows at least one mark."""
+    filled = (weight * BAR_WIDTH + 50) // 100
+    if weight > 0:
+        filled = max(filled, 1)
+    return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {weight}% on {version or 'the new version'}"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = [headers, *rows]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
+def format_number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def check_result(check: MetricCheck) -> str:
+    return {True: "pass", False: "FAIL", None: "no data"}[check.passed]
+
+
+def render_analysis(analysis: Analysis) -> str:
+    heading = (
+        f"analysis  {analysis.verdict.value} at {clock(analysis.at)} "
+        f"({analysis.phase.value}, {analysis.canary_weight}% traffic, {analysis.canary_requests} canary requests)"
+    )
+    rows = [
+        [check.metric.value, format_number(check.value), check.threshold, check_result(check)] for check in analysis.checks
+    ]
+    table = render_table(["metric", "value", "threshold", "result"], rows)
+    return "\n".join([heading, *map(indent, table.splitlines()), indent(analysis.summary)])
+
+
+def render_status(status: ReleaseStatus) -> str:
+    lines = [
+        f"release   {status.release_id}  ({status.service or '?'} {status.version or '?'} on {status.target or '?'})",
+        f"phase     {status.phase.value}" + (f"   stable: {status.stable_version}" if status.stable_version else ""),
+        f"traffic   {traffic_bar(status.canary_weight, status.version)}",
+    ]
+    if status.pending_approval is not None:
+        stage = status.pending_approval.value
+        lines.append(
+            f"waiting   for {stage} approval: releasectl approve {status.release_id} --stage {stage} --approver NAME"
+        )
+    if status.paused:
+        lines.append(f"paused    traffic holds where it is until: releasectl resume {status.release_id}")
+    if status.approvals:
+        lines.append("approved  " + ", ".join(f"{a.stage.value} by {a.approver}" for a in status.approvals))
+    if status.outcome is not None:
+        lines.append(f"outcome   {status.outcome.value}: {status.reason}")
+    if status.last_analysis is not None:
+        lines.append(render_analysis(status.last_analysis))
+    if status.timeline:
+        lines.append(render_timeline(status))
+    return "\n".join(lines)
+
+
+def render_timeline(status: ReleaseStatus) -> str:
+    shown = status.timeline[-TIMELINE_SHOWN:]
+    rows = [[clock(entry.at), entry.phase.value, entry.message] for entry in shown]
+    table = render_table(["time", "phase", "event"], rows)
+    heading = f"timeline  (last {len(shown)} of {len(status.timeline)})"
+    return "\n".join([heading, *map(indent, table.splitlines())])
+
+
+def render_result(result: ReleaseResult) -> str:
+    lines = [f"{result.outcome.value}: {result.reason}"]
+    if result.breach is not None:
+        breach = result.breach
+        lines.append(f"breach: {breach.metric.value} {format_number(breach.value)} (threshold {breach.threshold})")
+    if result.approvals:
+        lines.append("approvals: " + ", ".join(f"{a.stage.value} by {a.approver}" for a in result.approvals))
+    if result.stable_version:
+        lines.append(f"stable version: {result.stable_version}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    """One line of `releasectl list`."""
+
+    release_id: str
+    service: str
+    version: str
+    phase: str
+    outcome: str
+    state: str
+    started: str
+
+    @classmethod
+    def from_execution(cls, execution: WorkflowExecution) -> ReleaseRow:
+        attributes = execution.typed_search_attributes
+        return cls(
+            release_id=execution.id,
+            service=attributes.get(search_attributes.SERVICE) or "-",
+            version=attributes.get(search_attributes.VERSION) or "-",
+            phase=attributes.get(search_attributes.PHASE) or "-",
+            outcome=attributes.get(search_attributes.OUTCOME) or "-",
+            state=execution.status.name.lower() if execution.status else "-",
+            started=execution.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+
+
+def render_releases(rows: Sequence[ReleaseRow]) -> str:
+    if not rows:
+        return "no releases found"
+    headers = ["id", "service", "version", "phase", "outcome", "state", "started"]
+    return render_table(headers, [astuple(row) for row in rows])
+
+
+def clock(at: str) -> str:
+    """The time of day of an ISO timestamp: releases are followed within a day."""
+    return at.partition("T")[2][:8] or at
+
+
+def indent(text: str) -> str:
+    return "  " + text
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+async def client_for(settings: TemporalSettings) -> Client:
+    try:
+        return await connect(settings)
+    except RuntimeError as error:
+        raise CliError(f"cannot reach Temporal at {settings.address}: {error}") from None
+
+
+def release_handle(client: Client, release_id: str) -> WorkflowHandle[Any, ReleaseResult]:
+    return client.get_workflow_handle(release_id, result_type=ReleaseResult)
+
+
+async def query_status(handle: WorkflowHandle) -> ReleaseStatus:
+    return await handle.query(STATUS_QUERY, result_type=ReleaseStatus)
+
+
+async def start_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    request = build_request(args)
+    release_id = args.id or new_release_id(request)
+    client = await client_for(settings)
+    try:
+        await client.start_workflow(WORKFLOW_TYPE, request, id=release_id, task_queue=settings.task_queue)
+    except WorkflowAlreadyStartedError:
+        raise CliError(f"a release with id {release_id} already exists") from None
+    print(release_id)
+    print(f"follow it with: releasectl watch {release_id}", file=sys.stderr)
+    return 0
+
+
+async def status_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    status = await query_status(release_handle(await client_for(settings), args.id))
+    print(status.model_dump_json(indent=2) if args.json else render_status(status))
+    return 0
+
+
+async def watch_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    """Redraw the status while the release runs (only on change when stdout is not a
+    terminal, so CI logs stay short), then print the result."""
+    handle = release_handle(await client_for(settings), args.id)
+    redraw = CLEAR_SCREEN if sys.stdout.isatty() else ""
+    shown = ""
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        display = render_status(await query_status(handle))
+        if display != shown:
+            print(redraw + display, flush=True)
+            shown = display
+        await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as error:
+        raise CliError(f"release {args.id} did not complete: {innermost_message(error)}") from None
+    print(render_result(result))
+    return 0 if result.outcome is Outcome.PROMOTED else EXIT_NOT_PROMOTED
+
+
+def signal_command(
+    signal: str, payload: Callable[[argparse.Namespace], BaseModel]
+) -> Callable[[argparse.Namespace, TemporalSettings], Awaitable[int]]:
+    """A command that sends `signal` with the payload built from its arguments. The
+    workflow records a signal it cannot act on in its timeline: see `status`."""
+
+    async def send(args: argparse.Namespace, settings: TemporalSettings) -> int:
+        message = payload(args)
+        await release_handle(await client_for(settings), args.id).signal(signal, message)
+        print(f"sent {signal} to {args.id}")
+        return 0
+
+    return send
+
+
+async def list_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    query = release_query(args.service, args.running)
+    client = await client_for(settings)
+    rows = [ReleaseRow.from_execution(execution) async for execution in client.list_workflows(query, limit=args.limit)]
+    print(render_releases(rows))
+    return 0
+
+
+def innermost_message(error: BaseException) -> str:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error)
+
+
+def describe_rpc_error(error: RPCError) -> str:
+    if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        return f"{error.message} (is a release worker running on the task queue?)"
+    if error.status == RPCStatusCode.UNAVAILABLE:
+        return f"Temporal is unavailable: {error.message}"
+    return error.message
+
+
+# --- argument parsing --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="releasectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_start(commands)
+    add_follow(commands)
+    add_signals(commands)
+    add_list(commands)
+    return parser
+
+
+def add_start(commands: argparse._SubParsersAction) -> None:
+    start = commands.add_parser("start", help="start a release (prints its id)")
+    start.add_argument("service")
+    start.add_argument("version")
+    start.add_argument("--target", default="local")
+    start.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
+    start.add_argument("--policy", help="policy overrides as JSON, or @file.json")
+    start.add_argument("--id", help="workflow id (default: release-SERVICE-VERSION-RANDOM)")
+    start.add_argument("--author", default=local_user(), help="default: the local user")
+    start.add_argument("--description")
+    start.set_defaults(handler=start_command)
+
+
+def add_follow(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser("status", help="show a release's progress")
+    status.add_argument("id")
+    status.add_argument("--json", action="store_true", help="the raw status query answer")
+    status.set_defaults(handler=status_command)
+    watch = commands.add_parser("watch", help="follow a release until it ends, then print its result")
+    watch.add_argument("id")
+    watch.set_defaults(handler=watch_command)
+
+
+def add_signals(commands: argparse._SubParsersAction) -> None:
+    decision = argparse.ArgumentParser(add_help=False)
+    decision.add_argument("id")
+    decision.add_argument("--stage", required=True, choices=[stage.value for stage in Stage])
+    decision.add_argument("--approver", required=True)
+    decision.add_argument("--comment", default="")
+    for name, help_text in (("approve", "approve a pending stage"), ("reject", "reject the release and roll back")):
+        command = commands.add_parser(name, parents=[decision], help=help_text)
+        command.set_defaults(handler=signal_command(name, approval_payload))
+
+    kill = commands.add_parser("kill", help="pull the kill switch: all traffic back to stable now")
+    kill.add_argument("id")
+    kill.add_argument("--reason", required=True)
+    kill.add_argument("--actor", required=True)
+    kill.set_defaults(handler=signal_command("kill_switch", kill_payload))
+
+    operator = argparse.ArgumentParser(add_help=False)
+    operator.add_argument("id")
+    operator.add_argument("--actor", default=local_user(), help="default: the local user")
+    operator.add_argument("--reason", default="")
+    for name, help_text in (("pause", "hold traffic where it is"), ("resume", "let a paused release go on")):
+        command = commands.add_parser(name, parents=[operator], help=help_text)
+        command.set_defaults(handler=signal_command(name, operator_payload))
+
+
+def add_list(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("list", help="list releases with their search attributes")
+    listing.add_argument("--service")
+    listing.add_argument("--running", action="store_true", help="only releases still running")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=list_command)
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run one command; expected failures become a CliError with one readable line."""
+    try:
+        return await args.handler(args, TemporalSettings.from_env())
+    except InvalidRequest as invalid:
+        raise CliError(str(invalid)) from None
+    except RPCError as error:
+        raise CliError(describe_rpc_error(error)) from None
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
+        raise CliError(f"status query failed: {error}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = asyncio.run(run(args))
+    except CliError as error:
+        print(f"releasectl: {error}", file=sys.stderr)
+        code = EXIT_ERROR
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
