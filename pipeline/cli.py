@@ -26,6 +26,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import astuple, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ EXIT_NOT_PROMOTED = 2
 BAR_WIDTH = 10
 TIMELINE_SHOWN = 8
 WATCH_INTERVAL_SECONDS = 1.0
+QUERY_TIMEOUT = timedelta(seconds=10)
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
@@ -292,7 +294,8 @@ def release_handle(client: Client, release_id: str) -> WorkflowHandle[Any, Relea
 
 
 async def query_status(handle: WorkflowHandle) -> ReleaseStatus:
-    return await handle.query(STATUS_QUERY, result_type=ReleaseStatus)
+    """A query is answered by a worker; without one it would wait indefinitely."""
+    return await handle.query(STATUS_QUERY, result_type=ReleaseStatus, rpc_timeout=QUERY_TIMEOUT)
 
 
 async def start_command(args: argparse.Namespace, settings: TemporalSettings) -> int:

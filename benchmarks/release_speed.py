@@ -1,0 +1,99 @@
+"""Benchmarks of issue #2's targets; prints its figures (no assertions: timing
+belongs here, not in tests).
+
+  1. A full default rollout (30-minute canary watch, four 5-minute steps, approvals)
+     on the time-skipping test server: wall time of the workflow's decisions.
+  2. From a `kill_switch` signal to all traffic on stable at the local router
+     (Traefik), measured on the real local stack with requests that only a live
+     canary would serve (the beta-photographer segment).
+
+    .venv/bin/python -m benchmarks.release_speed [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from pipeline.devstack import installed_binary, local_stack
+from pipeline.localenv import LocalEnvironment
+from pipeline.logging import configure_logging
+from tests.conftest import register_search_attributes
+from tests.fakes import FakeWorld
+from tests.test_local_target import free_port
+from tests.test_release_workflow import REQUEST, Drive
+from workflows import ALL as WORKFLOWS
+from workflows.release import ReleaseWorkflow
+
+
+async def full_default_rollout_seconds() -> float:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=installed_binary("temporal-test-server")
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        async with Worker(env.client, task_queue="bench", workflows=WORKFLOWS, activities=FakeWorld().activities()):
+            drive = Drive(env)
+            began = time.perf_counter()
+            handle = await env.client.start_workflow(ReleaseWorkflow.run, REQUEST, id=f"bench-{uuid.uuid4()}", task_queue="bench")
+            await drive.approve(handle, "canary")
+            await drive.approve(handle, "production")
+            result = await handle.result()
+            elapsed = time.perf_counter() - began
+    assert result.outcome.value == "promoted", result
+    return elapsed
+
+
+async def kill_switch_seconds(runs: int) -> list[float]:
+    local = LocalEnvironment(Path(tempfile.mkdtemp(prefix="bench-")), http_port=free_port(), admin_port=free_port())
+    policy = {"required_approvals": [], "test_suites": ["unit"], "canary_duration_seconds": 3600, "analysis_interval_seconds": 60}
+    timings = []
+    async with local_stack(local) as stack, httpx.AsyncClient(base_url=local.http_url, timeout=2) as http:
+        async def start(version: str):
+            request = {"service": "gallery", "version": version, "policy": policy}
+            return await stack.client.start_workflow(ReleaseWorkflow.run, request, id=f"bench-{version}", task_queue=stack.task_queue)
+
+        await (await start("1.0.0")).result()
+        for run in range(runs):
+            handle = await start(f"2.0.{run}")
+            while (await handle.query(ReleaseWorkflow.status)).canary_weight != 10:
+                await asyncio.sleep(0.05)
+            began = time.perf_counter()
+            await handle.signal(ReleaseWorkflow.kill_switch, {"reason": "benchmark", "actor": "bench"})
+            while await served_by_canary(http):
+                await asyncio.sleep(0.01)
+            timings.append(time.perf_counter() - began)
+            await handle.result()
+    return timings
+
+
+async def served_by_canary(http: httpx.AsyncClient) -> bool:
+    response = await http.get("/api/photos", headers={"Host": "gallery.localhost", "X-User-Type": "beta-photographer"})
+    return response.headers.get("X-Served-Version", "").startswith("2.0.")
+
+
+async def main(runs: int) -> None:
+    rollout = await full_default_rollout_seconds()
+    print(f"full default rollout on the time-skipping server: {rollout:.2f} s wall (target < 5 s)")
+    kills = await kill_switch_seconds(runs)
+    print(
+        f"kill_switch to all traffic on stable at the router, {runs} runs: "
+        f"median {statistics.median(kills):.3f} s, max {max(kills):.3f} s (target < 2 s)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    configure_logging(level="WARNING")
+    asyncio.run(main(parser.parse_args().runs))
