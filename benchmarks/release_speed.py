@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 from pipeline.devstack import installed_binary, local_stack
 from pipeline.localenv import LocalEnvironment
 from pipeline.logging import configure_logging
+from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FakeWorld
 from tests.test_local_target import free_port
@@ -97,3 +98,4 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=5)
     configure_logging(level="WARNING")
     asyncio.run(main(parser.parse_args().runs))
+    exit_process(0)

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import re
 import sys
 import uuid
@@ -58,12 +59,13 @@ from pipeline.models import (
     ReleaseStatus,
     Stage,
 )
-from pipeline.temporal import TemporalSettings, connect
+from pipeline.temporal import TemporalSettings, connect, exit_process
 
 WORKFLOW_TYPE = "ReleaseWorkflow"
 STATUS_QUERY = "status"
 EXIT_ERROR = 1
 EXIT_NOT_PROMOTED = 2
+EXIT_INTERRUPTED = 130
 BAR_WIDTH = 10
 TIMELINE_SHOWN = 8
 WATCH_INTERVAL_SECONDS = 1.0
@@ -318,8 +320,8 @@ async def status_command(args: argparse.Namespace, settings: TemporalSettings) -
 
 
 async def watch_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
-    """Redraw the status while the release runs (only on change when stdout is not a
-    terminal, so CI logs stay short), then print the result."""
+    """Show the status each time it changes while the release runs (redrawn in place
+    on a terminal, appended in a CI log), then print the result."""
     handle = release_handle(await client_for(settings), args.id)
     redraw = CLEAR_SCREEN if sys.stdout.isatty() else ""
     shown = ""
@@ -460,16 +462,24 @@ async def run(args: argparse.Namespace) -> int:
         raise CliError(f"status query failed: {error}") from None
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments, run the command and return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        code = asyncio.run(run(args))
+        return asyncio.run(run(args))
     except CliError as error:
         print(f"releasectl: {error}", file=sys.stderr)
-        code = EXIT_ERROR
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        code = 130
-    raise SystemExit(code)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`releasectl status ID | head`): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+
+
+def main() -> None:
+    exit_process(run_cli())
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,7 @@ from pipeline.loadgen import LoadGenerator
 from pipeline.localenv import LocalEnvironment
 from pipeline.logging import configure_logging
 from pipeline.models import ReleaseResult, ReleaseStatus
+from pipeline.temporal import exit_process
 from workflows.release import ReleaseWorkflow
 
 SERVICE = "gallery"
@@ -104,6 +106,9 @@ def progress_line(status: ReleaseStatus, load: LoadGenerator) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    main_task = asyncio.current_task()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly, leaving no process behind
+        asyncio.get_running_loop().add_signal_handler(signum, main_task.cancel)
     local = LocalEnvironment(Path(args.state_dir).resolve(), http_port=args.http_port, admin_port=args.admin_port)
     say("starting: Temporal dev server, worker, Traefik (first start may take a few seconds)")
     async with local_stack(local, ui_port=args.ui_port, temporal_port=args.temporal_port) as stack:
@@ -112,10 +117,10 @@ async def main_async(args: argparse.Namespace) -> int:
         say(f"Worker log:    {local.logs_dir / 'worker.log'}")
         async with LoadGenerator(local.http_url, SERVICE, rate_per_second=30, segment_every=20) as load:
             results = [await run_release(stack, load, *release) for release in RELEASES]
-        say("summary: " + ", ".join(f"{r.version} {r.outcome.value}" for r in results))
-        if args.hold:
-            say("holding the stack for exploration; Ctrl-C to stop everything")
-            await asyncio.Event().wait()
+            say("summary: " + ", ".join(f"{r.version} {r.outcome.value}" for r in results))
+            if args.hold:
+                say("holding the stack (load keeps flowing) for exploration; Ctrl-C to stop everything")
+                await asyncio.Event().wait()
     say("stopped everything")
     expected = ["promoted", "promoted", "rolled_back"]
     return 0 if [r.outcome.value for r in results] == expected else 1
@@ -132,9 +137,11 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(level="WARNING")
     try:
-        raise SystemExit(asyncio.run(main_async(args)))
-    except KeyboardInterrupt:
+        code = asyncio.run(main_async(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         say("interrupted; everything stopped")
+        code = 130
+    exit_process(code)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Credentials are read from files or the environment only; they are never logged.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,16 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return missing
 
 
+def exit_process(code: int) -> None:
+    """Leave a short-lived program that used a Temporal client. It exits with
+    os._exit after flushing: the client's native threads can abort interpreter
+    shutdown with "Fatal Python error: PyGILState_Release" (temporalio/sdk-python#300),
+    which would turn a clean run into a crash report and a wrong exit code."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _tls_config(api_key_given: bool) -> TLSConfig | bool:
     cert, key, ca = (os.environ.get(name) for name in ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA"))
     if cert or key or ca:
@@ -83,4 +94,4 @@ def _tls_config(api_key_given: bool) -> TLSConfig | bool:
     return api_key_given or os.environ.get("TEMPORAL_TLS") == "1"
 
 
-__all__ = ["RPCError", "TemporalSettings", "connect", "ensure_search_attributes"]
+__all__ = ["RPCError", "TemporalSettings", "connect", "ensure_search_attributes", "exit_process"]

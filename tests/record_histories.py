@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from pipeline.devstack import installed_binary
+from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FAILING, FakeWorld
 from tests.test_release_workflow import REQUEST, Drive
@@ -76,3 +77,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_process(0)
