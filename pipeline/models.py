@@ -75,7 +75,7 @@ class Concurrency(StrEnum):
     QUEUE = "queue"
 
 
-TargetName = Literal["local"]
+TargetName = Literal["local", "kubernetes"]
 
 SERVICE_PATTERN = r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"

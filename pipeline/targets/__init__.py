@@ -15,4 +15,8 @@ def target_for(name: str) -> DeployTarget:
         from pipeline.targets.local import LocalTarget
 
         return LocalTarget(LocalEnvironment.from_env())
+    if name == "kubernetes":
+        from pipeline.targets.kubernetes import KubernetesTarget
+
+        return KubernetesTarget.from_env()
     raise PermanentTargetError(f"target {name!r} is not available on this worker")

@@ -1,0 +1,408 @@
+"""The kubernetes deploy target: versions run as Deployments, and an Istio
+VirtualService or a Gateway API HTTPRoute splits traffic between them.
+
+Where each slot runs (all names are the service's name, `<svc>`):
+
+- staging: Deployment `<svc>` in the staging namespace; a deploy sets its image and
+  env and scales it back up, stop() scales it to zero;
+- stable: Deployment `<svc>` (labels app=<svc>, track=stable) in the production
+  namespace, installed by the platform team (see deploy/). A release never scales it
+  down, so a rollback is only a routing change;
+- canary: Deployment `<svc>-canary` (labels app=<svc>, track=canary), made from the
+  stable Deployment's pod template with the new image, beside stable.
+
+A release's version is the image tag; the image repository is the stable
+Deployment's. promote() rolls the stable Deployment to the canary's image with the
+Deployment's own rolling-update strategy (maxUnavailable 0 and the
+PodDisruptionBudget are the service's constraints), then routes all traffic to
+stable and scales the canary to zero. The stable Deployment's annotation
+`release-pipeline.io/previous-version` remembers the version it replaced until
+retire() removes the leftovers (the scaled-down canary Deployment).
+
+Every method reads the live objects and only writes what differs, so a retry after
+a crash finds the work done. Environment values `secret://NAME` become references to
+key NAME of the Secret `<svc>-secrets`: secret values never enter a pod spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import structlog
+from kubernetes.client.exceptions import ApiException
+
+from pipeline.kube import STRATEGIC_MERGE_PATCH, Kube, KubeSettings, NotFound, api_client
+from pipeline.models import SECRET_REFERENCE_PREFIX, PreflightReport, ServiceRef, Slot, TrafficRequest
+from pipeline.routers.cluster import ClusterRouter, router_for, wants_segments
+from pipeline.suites import load_catalog, missing_suites
+from pipeline.targets.base import PermanentTargetError, Progress, TargetError
+
+log = structlog.get_logger()
+
+APP_LABEL, TRACK_LABEL = "app", "track"
+PREVIOUS_ANNOTATION = "release-pipeline.io/previous-version"
+REPLICAS_ANNOTATION = "release-pipeline.io/replicas"
+"""Replicas of a staging Deployment before stop() scaled it to zero."""
+
+PRODUCTION_ACCESS = [("apps", "deployments", ("get", "create", "patch", "delete"))]
+STAGING_ACCESS = [("apps", "deployments", ("get", "patch"))]
+CLUSTER_ACCESS = [("", "namespaces", ("get",))]
+"""(api group, resource, verbs) the target uses, besides its router's. deploy/rbac.yaml
+grants exactly these; tests/test_manifests.py checks that it does."""
+
+Deployment = dict[str, Any]
+
+
+class KubernetesTarget:
+    name = "kubernetes"
+
+    def __init__(self, kube: Kube):
+        self._kube = kube
+        self._settings = kube.settings
+
+    @classmethod
+    def from_env(cls) -> KubernetesTarget:
+        settings = KubeSettings.from_env()
+        return cls(Kube(api_client(settings), settings))
+
+    async def preflight(self, service: str, suites: list[str]) -> PreflightReport:
+        await self._check_access(service)
+        for namespace in {self._settings.namespace, self._settings.staging_namespace}:
+            await self._kube.call(f"read Namespace {namespace}", lambda: self._kube.core.read_namespace(namespace))
+        await self._read(self._settings.staging_namespace, service)
+        stable = await self._read(self._settings.namespace, service)
+        await self._router(service).check(service)
+        try:
+            missing = missing_suites(service, suites, load_catalog())
+        except (OSError, ValueError) as error:
+            raise PermanentTargetError(f"the worker's suite catalog is unreadable: {error}") from error
+        return PreflightReport(stable_version=tag_of(main_container(stable, service)["image"]), missing_suites=missing)
+
+    async def deploy(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> bool:
+        if slot not in (Slot.STAGING, Slot.CANARY):
+            raise PermanentTargetError(f"deploy runs a version in staging or canary, not {slot}")
+        stable = await self._read(self._settings.namespace, service)
+        image = with_tag(main_container(stable, service)["image"], version)
+        if slot is Slot.STAGING:
+            changed = await self._deploy_staging(service, image, env)
+        else:
+            changed = await self._deploy_canary(service, stable, image, env)
+        log.info("slot.deployed", service=service, slot=slot.value, image=image, env_names=sorted(env),
+                 changed=changed)
+        return changed
+
+    async def wait_ready(self, service: str, slot: Slot, version: str, progress: Progress) -> None:
+        namespace, name = self._location(service, slot)
+        deadline = time.monotonic() + self._settings.rollout_timeout_seconds
+        while True:
+            deployment = await self._read(namespace, name)
+            running = tag_of(main_container(deployment, service)["image"])
+            if running != version:
+                raise PermanentTargetError(f"Deployment {namespace}/{name} runs {running}, not {version}")
+            problem = rollout_problem(deployment)
+            if problem is None:
+                return
+            stuck = past_progress_deadline(deployment)
+            if stuck or time.monotonic() > deadline:
+                limit = "past its progress deadline" if stuck else (
+                    f"not complete within {self._settings.rollout_timeout_seconds:g}s")
+                raise TargetError(f"rollout of Deployment {namespace}/{name} ({version}) {limit}: {problem}")
+            progress(f"waiting for Deployment {namespace}/{name} ({version}): {problem}")
+            await asyncio.sleep(self._settings.poll_seconds)
+
+    def endpoint(self, service: str, slot: Slot) -> str:
+        """The slot's Service inside the cluster (the worker runs there)."""
+        if slot is Slot.STAGING:
+            return f"http://{service}.{self._settings.staging_namespace}.{self._settings.cluster_domain}"
+        return f"http://{service}-{slot.value}.{self._settings.namespace}.{self._settings.cluster_domain}"
+
+    async def set_traffic(self, request: TrafficRequest) -> bool:
+        service = request.ref.service
+        if request.canary_weight > 0 or wants_segments(request):
+            await self._require_ready_canary(service)
+        return await self._router(service).apply(service, request)
+
+    async def stop(self, service: str, slot: Slot) -> bool:
+        if slot is Slot.STABLE:
+            raise PermanentTargetError("a release never scales the stable Deployment down")
+        namespace, name = self._location(service, slot)
+        deployment = await self._read_optional(namespace, name)
+        replicas = (deployment or {}).get("spec", {}).get("replicas", 0)
+        if not replicas:
+            return False
+        await self._patch(namespace, name, {
+            "metadata": {"annotations": {REPLICAS_ANNOTATION: str(replicas)}},
+            "spec": {"replicas": 0},
+        })
+        log.info("slot.stopped", service=service, slot=slot.value, deployment=f"{namespace}/{name}")
+        return True
+
+    async def promote(self, service: str) -> str | None:
+        namespace = self._settings.namespace
+        stable = await self._read(namespace, service)
+        canary = await self._read_optional(namespace, f"{service}-canary")
+        if canary is None:
+            return _annotations(stable).get(PREVIOUS_ANNOTATION)  # promoted and retired before
+        version = tag_of(main_container(canary, service)["image"])
+        previous = await self._roll_stable_to(service, stable, main_container(canary, service))
+        await self.wait_ready(service, Slot.STABLE, version, lambda message: None)
+        everything_to_stable = TrafficRequest(
+            ref=ServiceRef(release_id="promote", service=service, target="kubernetes"),
+            canary_weight=0,
+            segments_to_canary=False,
+        )
+        await self._router(service).apply(service, everything_to_stable)
+        await self.stop(service, Slot.CANARY)
+        log.info("canary.promoted", service=service, version=version, previous=previous)
+        return previous
+
+    async def retire(self, service: str, version: str) -> bool:
+        namespace, canary = self._settings.namespace, f"{service}-canary"
+        stable = await self._read(namespace, service)
+        if _annotations(stable).get(PREVIOUS_ANNOTATION) != version:
+            return False
+        await self._kube.call(f"delete Deployment {namespace}/{canary}", _ignoring(
+            404, lambda: self._kube.apps.delete_namespaced_deployment(canary, namespace)))
+        await self._patch(namespace, service, {"metadata": {"annotations": {PREVIOUS_ANNOTATION: None}}})
+        log.info("version.retired", service=service, version=version)
+        return True
+
+    async def stable_version(self, service: str) -> str | None:
+        stable = await self._read_optional(self._settings.namespace, service)
+        return tag_of(main_container(stable, service)["image"]) if stable else None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _deploy_staging(self, service: str, image: str, env: dict[str, str]) -> bool:
+        namespace = self._settings.staging_namespace
+        live = await self._read(namespace, service)
+        replicas = live["spec"].get("replicas") or int(_annotations(live).get(REPLICAS_ANNOTATION, "1"))
+        return await self._update_version(namespace, service, live, service, image, env, replicas)
+
+    async def _deploy_canary(self, service: str, stable: Deployment, image: str, env: dict[str, str]) -> bool:
+        namespace, name = self._settings.namespace, f"{service}-canary"
+        replicas = self._settings.canary_replicas
+        live = await self._read_optional(namespace, name)
+        if live is not None:
+            return await self._update_version(namespace, name, live, service, image, env, replicas)
+        body = canary_deployment(service, stable, image, env, replicas)
+        await self._kube.call(f"create Deployment {namespace}/{name}", _ignoring(
+            409, lambda: self._kube.apps.create_namespaced_deployment(namespace, body)))
+        return True
+
+    async def _update_version(
+        self, namespace: str, name: str, live: Deployment, service: str, image: str, env: dict[str, str],
+        replicas: int,
+    ) -> bool:
+        """Set image, env and replicas of a Deployment's main container; False when they already were so."""
+        container = main_container(live, service)
+        env_list = merged_env(container.get("env", []), env, service)
+        if (container["image"], _clean(container.get("env", [])), live["spec"].get("replicas")) == (
+                image, _clean(env_list), replicas):
+            return False
+        await self._patch(namespace, name, {"spec": {
+            "replicas": replicas,
+            "template": {"spec": {"containers": [{"name": container["name"], "image": image, "env": env_list}]}},
+        }})
+        return True
+
+    async def _roll_stable_to(self, service: str, stable: Deployment, canary_container: dict[str, Any]) -> str | None:
+        """Start the rolling update of stable to the canary's image and env; returns the
+        version it replaces (from the annotation, when a retry finds it already started)."""
+        container = main_container(stable, service)
+        current, wanted = tag_of(container["image"]), tag_of(canary_container["image"])
+        if current == wanted:
+            return _annotations(stable).get(PREVIOUS_ANNOTATION)
+        env_list = [_patchable(entry) for entry in _clean(canary_container.get("env", []))]
+        await self._patch(self._settings.namespace, service, {
+            "metadata": {"annotations": {PREVIOUS_ANNOTATION: current}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": container["name"], "image": with_tag(container["image"], wanted), "env": env_list}
+            ]}}},
+        })
+        return current
+
+    async def _require_ready_canary(self, service: str) -> None:
+        namespace, name = self._location(service, Slot.CANARY)
+        canary = await self._read_optional(namespace, name)
+        if canary is None or not canary["spec"].get("replicas") or rollout_problem(canary) is not None:
+            raise PermanentTargetError(f"{service} has no ready canary (Deployment {namespace}/{name}) to send traffic to")
+
+    async def _check_access(self, service: str) -> None:
+        """SelfSubjectAccessReview of every verb the release needs; all denials in one error."""
+        denied = []
+        for namespace, group, resource, verb in self._required_access(service):
+            if not await self._kube.call(f"review access to {verb} {resource}",
+                                         lambda: _allowed(self._kube, namespace, group, resource, verb)):
+                where = f"named {namespace}" if resource == "namespaces" else f"in namespace {namespace}"
+                denied.append(f"{verb} {resource}{'.' + group if group else ''} {where}")
+        if denied:
+            raise PermanentTargetError("the worker's Kubernetes account may not: " + "; ".join(denied))
+
+    def _required_access(self, service: str) -> list[tuple[str, str, str, str]]:
+        production, staging = self._settings.namespace, self._settings.staging_namespace
+        scoped = [(production, rule) for rule in [*PRODUCTION_ACCESS, *self._router(service).access]]
+        scoped += [(staging, rule) for rule in STAGING_ACCESS]
+        scoped += [(namespace, rule) for rule in CLUSTER_ACCESS for namespace in (production, staging)]
+        return [(namespace, group, resource, verb) for namespace, (group, resource, verbs) in scoped for verb in verbs]
+
+    def _router(self, service: str) -> ClusterRouter:
+        return _router(self._kube, self._settings.router_of(service), self._settings.namespace)
+
+    def _location(self, service: str, slot: Slot) -> tuple[str, str]:
+        if slot is Slot.STAGING:
+            return self._settings.staging_namespace, service
+        return self._settings.namespace, service if slot is Slot.STABLE else f"{service}-canary"
+
+    async def _read(self, namespace: str, name: str) -> Deployment:
+        model = await self._kube.call(
+            f"read Deployment {namespace}/{name}", lambda: self._kube.apps.read_namespaced_deployment(name, namespace)
+        )
+        return self._kube.serialize(model)
+
+    async def _read_optional(self, namespace: str, name: str) -> Deployment | None:
+        try:
+            return await self._read(namespace, name)
+        except NotFound:
+            return None
+
+    async def _patch(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        await self._kube.call(f"patch Deployment {namespace}/{name}", lambda: self._kube.apps.patch_namespaced_deployment(
+            name, namespace, body, _content_type=STRATEGIC_MERGE_PATCH))
+
+
+@cache
+def _router(kube: Kube, name: str, namespace: str) -> ClusterRouter:
+    return router_for(name, kube, namespace)
+
+
+# --- blocking calls (run in a thread by Kube.call) -------------------------------------------
+
+
+def _ignoring(status: int, operation: Callable[[], Any]) -> Callable[[], None]:
+    """`operation` with the answer `status` taken as done: a create that finds the object
+    made by an attempt whose answer was lost (409), a delete that finds it gone (404)."""
+    def run() -> None:
+        try:
+            operation()
+        except ApiException as error:
+            if error.status != status:
+                raise
+    return run
+
+
+def _allowed(kube: Kube, namespace: str, group: str, resource: str, verb: str) -> bool:
+    attributes = {"verb": verb, "group": group, "resource": resource}
+    attributes |= {"name": namespace} if resource == "namespaces" else {"namespace": namespace}
+    review = kube.authorization.create_self_subject_access_review({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    })
+    return bool(review.status and review.status.allowed)
+
+
+# --- Deployment documents ----------------------------------------------------------------------
+
+
+def canary_deployment(service: str, stable: Deployment, image: str, env: dict[str, str], replicas: int) -> Deployment:
+    """The canary: the stable pod template with the new image and env, labelled track=canary."""
+    labels = {APP_LABEL: service, TRACK_LABEL: "canary"}
+    template = copy.deepcopy(stable["spec"]["template"])
+    template.setdefault("metadata", {})["labels"] = {**template["metadata"].get("labels", {}), **labels}
+    container = main_container({"spec": {"template": template}}, service)
+    container["image"] = image
+    container["env"] = _clean(merged_env(container.get("env", []), env, service))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"{service}-canary", "labels": labels},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template},
+    }
+
+
+def main_container(deployment: Deployment, service: str) -> dict[str, Any]:
+    """The container named like the service, or the first one."""
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return next((c for c in containers if c.get("name") == service), containers[0])
+
+
+def merged_env(current: list[dict[str, Any]], env: dict[str, str], service: str) -> list[dict[str, Any]]:
+    """The container's env with the release's entries set. Each entry names both
+    `value` and `valueFrom` (one null), so a strategic merge patch that turns a value
+    into a secret reference also removes the old value."""
+    wanted = {name: _env_entry(name, value, service) for name, value in env.items()}
+    kept = [_patchable(wanted.pop(entry["name"], entry)) for entry in current]
+    return kept + list(wanted.values())
+
+
+def _env_entry(name: str, value: str, service: str) -> dict[str, Any]:
+    if value.startswith(SECRET_REFERENCE_PREFIX):
+        key = value.removeprefix(SECRET_REFERENCE_PREFIX)
+        return {"name": name, "value": None, "valueFrom": {"secretKeyRef": {"name": f"{service}-secrets", "key": key}}}
+    return {"name": name, "value": value, "valueFrom": None}
+
+
+def _patchable(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"value": None, "valueFrom": None, **entry}
+
+
+def _clean(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: value for key, value in entry.items() if value is not None} for entry in entries]
+
+
+def _annotations(deployment: Deployment) -> dict[str, str]:
+    return deployment.get("metadata", {}).get("annotations") or {}
+
+
+def with_tag(image: str, tag: str) -> str:
+    """`registry:5000/team/app:1.0` -> `registry:5000/team/app:<tag>` (a digest is dropped too)."""
+    repository = image.split("@", 1)[0]
+    name_start = repository.rfind("/") + 1
+    if ":" in repository[name_start:]:
+        repository = repository[: repository.rfind(":")]
+    return f"{repository}:{tag}"
+
+
+def tag_of(image: str) -> str | None:
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name else None
+
+
+def rollout_problem(deployment: Deployment) -> str | None:
+    """Why the Deployment's rollout is not complete (as `kubectl rollout status` judges
+    it), naming the conditions that hold it up; None once it is complete."""
+    spec, status = deployment["spec"], deployment.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    updated, available = status.get("updatedReplicas", 0), status.get("availableReplicas", 0)
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        problem = f"generation {deployment['metadata']['generation']} not yet observed by the controller"
+    elif updated < wanted:
+        problem = f"{updated} of {wanted} replicas updated"
+    elif status.get("replicas", 0) > updated:
+        problem = f"{status['replicas'] - updated} old replicas pending termination"
+    elif available < updated:
+        problem = f"{available} of {updated} updated replicas available"
+    else:
+        return None
+    holding = [
+        f"{c['type']}={c['status']} ({c.get('reason', '')}: {c.get('message', '')})"
+        for c in status.get("conditions", [])
+        if c.get("status") == "False" or c.get("reason") == "ProgressDeadlineExceeded"
+    ]
+    return problem + (f"; condition {', '.join(holding)}" if holding else "")
+
+
+def past_progress_deadline(deployment: Deployment) -> bool:
+    """Whether the controller gave up on the current generation: progressDeadlineSeconds
+    passed without progress (a verdict on an older generation does not count)."""
+    status = deployment.get("status") or {}
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return False
+    return any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+               for c in status.get("conditions", []))
