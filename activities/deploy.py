@@ -69,7 +69,7 @@ async def stop_version(request: SlotRequest) -> bool:
 @activity.defn
 async def promote_canary(ref: ServiceRef) -> str | None:
     with permanent_errors_not_retried():
-        previous = await target_for(ref.target).promote(ref.service)
+        previous = await target_for(ref.target).promote(ref.service, activity.heartbeat)
     release_logger(ref).info("promoted", previous_version=previous)
     return previous
 

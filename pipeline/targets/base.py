@@ -16,6 +16,10 @@ Progress = Callable[[str], None]
 """Called while a long operation waits; activities turn it into a heartbeat."""
 
 
+def no_progress(message: str) -> None:
+    """A Progress for callers that do not report it anywhere."""
+
+
 class TargetError(Exception):
     """A failure the target reports in words an operator can act on."""
 
@@ -46,9 +50,10 @@ class DeployTarget(Protocol):
     async def stop(self, service: str, slot: Slot) -> bool:
         """Stop whatever runs in `slot`. Returns False when nothing ran there."""
 
-    async def promote(self, service: str) -> str | None:
+    async def promote(self, service: str, progress: Progress = no_progress) -> str | None:
         """Make the canary the stable version with all traffic, keeping the previous
-        stable version idle for retirement. Returns the previous stable version."""
+        stable version idle for retirement. Returns the previous stable version.
+        May wait for a rolling update, reporting through `progress` meanwhile."""
 
     async def retire(self, service: str, version: str) -> bool:
         """Remove an idle previous version. Returns False when it was already gone."""

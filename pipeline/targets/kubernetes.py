@@ -40,7 +40,7 @@ from pipeline.kube import STRATEGIC_MERGE_PATCH, Kube, KubeSettings, NotFound, a
 from pipeline.models import SECRET_REFERENCE_PREFIX, PreflightReport, ServiceRef, Slot, TrafficRequest
 from pipeline.routers.cluster import ClusterRouter, router_for, wants_segments
 from pipeline.suites import load_catalog, missing_suites
-from pipeline.targets.base import PermanentTargetError, Progress, TargetError
+from pipeline.targets.base import PermanentTargetError, Progress, TargetError, no_progress
 
 log = structlog.get_logger()
 
@@ -142,7 +142,7 @@ class KubernetesTarget:
         log.info("slot.stopped", service=service, slot=slot.value, deployment=f"{namespace}/{name}")
         return True
 
-    async def promote(self, service: str) -> str | None:
+    async def promote(self, service: str, progress: Progress = no_progress) -> str | None:
         namespace = self._settings.namespace
         stable = await self._read(namespace, service)
         canary = await self._read_optional(namespace, f"{service}-canary")
@@ -150,7 +150,7 @@ class KubernetesTarget:
             return _annotations(stable).get(PREVIOUS_ANNOTATION)  # promoted and retired before
         version = tag_of(main_container(canary, service)["image"])
         previous = await self._roll_stable_to(service, stable, main_container(canary, service))
-        await self.wait_ready(service, Slot.STABLE, version, lambda message: None)
+        await self.wait_ready(service, Slot.STABLE, version, progress)
         everything_to_stable = TrafficRequest(
             ref=ServiceRef(release_id="promote", service=service, target="kubernetes"),
             canary_weight=0,

@@ -45,7 +45,7 @@ from pipeline.models import (
 from pipeline.routers.base import TrafficRouter
 from pipeline.routers.traefik import TraefikRouter
 from pipeline.suites import load_catalog, missing_suites
-from pipeline.targets.base import PermanentTargetError, Progress, TargetError
+from pipeline.targets.base import PermanentTargetError, Progress, TargetError, no_progress
 
 log = structlog.get_logger()
 
@@ -157,7 +157,8 @@ class LocalTarget:
             log.info("slot.stopped", service=service, slot=slot, version=process.version, was_running=stopped)
             return stopped
 
-    async def promote(self, service: str) -> str | None:
+    async def promote(self, service: str, progress: Progress = no_progress) -> str | None:
+        """Re-points traffic at the running canary process: nothing to wait for."""
         async with self._locks[service]:
             state = self._load(service)
             canary, stable = state.slots.get(Slot.CANARY), state.slots.get(Slot.STABLE)
