@@ -16,7 +16,7 @@ async def observe_metrics(request: ObserveRequest) -> Observation:
     """Metrics of canary and stable since `request.cursor`. A provider that cannot be
     read fails the activity (and Temporal retries it): no data is never healthy."""
     try:
-        observation = await provider_for(request.ref.target).observe(request.ref.service, request.cursor)
+        observation = await provider_for(request).observe(request.ref.service, request.cursor)
     except MetricsUnavailable as error:
         raise ApplicationError(f"metrics unavailable: {error}", type="MetricsUnavailable") from error
     release_logger(request.ref).info(

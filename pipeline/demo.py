@@ -24,6 +24,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from pipeline.devstack import Stack, local_stack
+from pipeline.localprometheus import find_prometheus
 from pipeline.loadgen import LoadGenerator
 from pipeline.localenv import LocalEnvironment
 from pipeline.logging import configure_logging
@@ -111,7 +112,10 @@ async def main_async(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().add_signal_handler(signum, main_task.cancel)
     local = LocalEnvironment(Path(args.state_dir).resolve(), http_port=args.http_port, admin_port=args.admin_port)
     say("starting: Temporal dev server, worker, Traefik (first start may take a few seconds)")
-    async with local_stack(local, ui_port=args.ui_port, temporal_port=args.temporal_port) as stack:
+    prometheus_port = args.prometheus_port if find_prometheus() else None  # then policies may name "prometheus"
+    async with local_stack(local, ui_port=args.ui_port, temporal_port=args.temporal_port, prometheus_port=prometheus_port) as stack:
+        if stack.prometheus:
+            say(f"Prometheus:    {stack.prometheus.url} (scraping Traefik every second)")
         say(f"Temporal UI:   http://localhost:{args.ui_port}/namespaces/default/workflows")
         say(f"Gallery:       curl -H 'Host: {SERVICE}.localhost' {local.http_url}/   (Traefik, port {local.http_port})")
         say(f"Worker log:    {local.logs_dir / 'worker.log'}")
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("--ui-port", type=int, default=8233)
     parser.add_argument("--http-port", type=int, default=8000, help="Traefik's port for service traffic")
     parser.add_argument("--admin-port", type=int, default=8001, help="Traefik's API and metrics port")
+    parser.add_argument("--prometheus-port", type=int, default=9090, help="local Prometheus, when one is on PATH")
     parser.add_argument("--hold", action="store_true", help="keep everything running after the releases")
     args = parser.parse_args()
     configure_logging(level="WARNING")

@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from pipeline import search_attributes
 from pipeline.localenv import LocalEnvironment
+from pipeline.localprometheus import LocalPrometheus, find_prometheus
 
 WORKER_START_TIMEOUT_SECONDS = 30
 
@@ -84,13 +85,21 @@ class Stack:
     worker: WorkerProcess
     task_queue: str
     temporal_address: str
+    prometheus: LocalPrometheus | None = None
 
 
 @asynccontextmanager
 async def local_stack(
-    local: LocalEnvironment, *, task_queue: str = "releases", ui_port: int | None = None, temporal_port: int | None = None
+    local: LocalEnvironment,
+    *,
+    task_queue: str = "releases",
+    ui_port: int | None = None,
+    temporal_port: int | None = None,
+    prometheus_port: int | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start everything; on exit stop everything, leaving no process behind."""
+    """Start everything; on exit stop everything, leaving no process behind. With a
+    `prometheus_port`, a local Prometheus scrapes Traefik and the worker reads it."""
+    prometheus = LocalPrometheus(local, prometheus_port) if prometheus_port else None
     temporal = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"),
         data_converter=pydantic_data_converter,
@@ -110,14 +119,19 @@ async def local_stack(
             "PIPELINE_LOCAL_HTTP_PORT": str(local.http_port),
             "PIPELINE_LOCAL_ADMIN_PORT": str(local.admin_port),
             "PIPELINE_LOG_FORMAT": "json",
+            **({"PIPELINE_PROMETHEUS_URL": prometheus.url} if prometheus else {}),
         },
         local.logs_dir / "worker.log",
     )
     try:
         await local.ensure_router_running()
+        if prometheus:
+            await prometheus.start()
         await worker.start()
-        yield Stack(temporal.client, local, worker, task_queue, address)
+        yield Stack(temporal.client, local, worker, task_queue, address, prometheus)
     finally:
         await worker.stop()
+        if prometheus:
+            await prometheus.stop()
         await local.stop_all()
         await temporal.shutdown()

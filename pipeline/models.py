@@ -59,13 +59,59 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+    MARGINAL = "marginal"
+    """Baseline score between the marginal and pass thresholds: hold, neither advance nor roll back."""
 
 
 class Metric(StrEnum):
-    """Metrics every metrics provider computes for a version over a window."""
+    """Metrics a provider may compute for a version over a window. Every provider
+    computes the first two; the others exist where the provider has a query for them
+    and otherwise report no data."""
 
     ERROR_RATE = "error_rate"
     P95_LATENCY_MS = "p95_latency_ms"
+    UPLOAD_FAILURE_RATE = "upload_failure_rate"
+    GALLERY_AVAILABILITY = "gallery_availability"
+    IMAGE_PROCESSING_P95_MS = "image_processing_p95_ms"
+    THUMBNAIL_SUCCESS_RATE = "thumbnail_success_rate"
+    FILE_CORRUPTION_RATE = "file_corruption_rate"
+    # business metrics: recorded at each analysis, gating only when a rule names them
+    SHOOT_COMPLETION_RATE = "shoot_completion_rate"
+    GALLERY_LOAD_TIME_MS = "gallery_load_time_ms"
+    PROCESSING_TIME_MS = "processing_time_ms"
+    REVENUE_PROXY = "revenue_proxy"
+
+
+class Severity(StrEnum):
+    """How a breached rule acts (ADR-017): `immediate` sends all traffic to stable at
+    the first breach whatever the budget; `fast` rolls back once the rule's failure
+    budget is spent; `standard` holds the step and rolls back only if the breach
+    persists over `ReleasePolicy.standard_persist_checks` checks in a row (or the
+    budget is spent)."""
+
+    IMMEDIATE = "immediate"
+    FAST = "fast"
+    STANDARD = "standard"
+
+
+class Direction(StrEnum):
+    """Which change of a metric, canary against stable, is bad."""
+
+    INCREASE = "increase"
+    DECREASE = "decrease"
+    EITHER = "either"
+
+
+class OnInconclusive(StrEnum):
+    """What a release does after too many inconclusive checks in a row."""
+
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
+MetricsProviderName = Literal["traefik", "prometheus"]
+QueryName = Metric | Literal["requests"]
+"""A PromQL template's name: a metric, or `requests` (the count `min_requests` checks)."""
 
 
 class Concurrency(StrEnum):
@@ -85,11 +131,15 @@ SECRET_REFERENCE_PREFIX = "secret://"
 
 
 class Bound(Strict):
-    """A threshold on one metric: the check fails when the value is above `max`
-    or below `min`."""
+    """A rule on one metric: the check fails when the value is above `max` or below
+    `min`. The other fields are optional, so `{"max": 0.01}` stays a complete rule."""
 
     max: float | None = None
     min: float | None = None
+    severity: Severity = Severity.FAST
+    failure_budget: int = Field(0, ge=0, description="failed checks tolerated over the release")
+    consecutive_passes: int = Field(1, ge=1, description="passing checks in a row before traffic may advance")
+    required: bool = Field(True, description="without data the check is inconclusive; if False it is only recorded")
 
     @model_validator(mode="after")
     def _one_side(self) -> Bound:
@@ -113,6 +163,43 @@ ADR_THRESHOLDS: dict[Metric, Bound] = {
 
 ADR_TEST_SUITES = ["unit", "integration", "e2e", "performance", "security"]
 
+BUSINESS_METRICS = [
+    Metric.SHOOT_COMPLETION_RATE,
+    Metric.GALLERY_LOAD_TIME_MS,
+    Metric.PROCESSING_TIME_MS,
+    Metric.REVENUE_PROXY,
+]
+
+
+class Comparison(Strict):
+    """Canary against stable for one metric, over the same window, with a one-sided
+    (or two-sided, for `either`) Mann-Whitney U test on the provider's raw samples."""
+
+    direction: Direction = Direction.INCREASE
+    allowed_effect: float = Field(
+        0.0, ge=0, description="tolerated relative change of the canary's mean over stable's (0.1 = 10%)"
+    )
+    weight: float = Field(1.0, gt=0)
+    critical: bool = Field(False, description="a failure fails the whole comparison, whatever the score")
+
+
+class BaselinePolicy(Strict):
+    """Kayenta-style scoring of the per-metric comparisons (defaults as Kayenta's)."""
+
+    metrics: dict[Metric, Comparison] = Field(default_factory=dict)
+    confidence: float = Field(0.98, gt=0.5, lt=1)
+    min_samples: int = Field(5, ge=3, description="finite samples each side needs, else inconclusive")
+    pass_score: float = Field(95, ge=0, le=100)
+    marginal_score: float = Field(75, ge=0, le=100)
+    severity: Severity = Severity.FAST
+    sample_seconds: int = Field(5, ge=1, le=3600, description="resolution of the samples a provider returns")
+
+    @model_validator(mode="after")
+    def _scores_ordered(self) -> BaselinePolicy:
+        if self.marginal_score > self.pass_score:
+            raise ValueError("marginal_score must not exceed pass_score")
+        return self
+
 
 class ReleasePolicy(Strict):
     """Every timing and threshold of a release; defaults come from ADR-017."""
@@ -128,8 +215,25 @@ class ReleasePolicy(Strict):
         10, ge=1, description="canary requests a window needs before its metrics count"
     )
     max_inconclusive_checks: int = Field(
-        3, ge=1, description="consecutive checks without enough data before the release rolls back"
+        3, ge=1, description="consecutive checks without enough data before `on_inconclusive` applies"
     )
+    on_inconclusive: OnInconclusive = OnInconclusive.ROLLBACK
+    standard_persist_checks: int = Field(
+        3, ge=1, description="failed checks in a row after which a `standard` rule rolls back"
+    )
+    baseline: BaselinePolicy | None = None
+    recorded_metrics: list[Metric] = Field(
+        default_factory=lambda: list(BUSINESS_METRICS),
+        description="read at each analysis and shown in status; gating only when a threshold names them",
+    )
+    metrics_provider: MetricsProviderName | None = Field(
+        None, description="where metrics are read; None: the target's default"
+    )
+    queries: dict[QueryName, str] = Field(
+        default_factory=dict,
+        description="PromQL templates overriding the defaults; placeholders {service} {track} {version} {namespace} {window}",
+    )
+    namespace: str = Field("default", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     test_suites: list[str] = Field(default_factory=lambda: list(ADR_TEST_SUITES))
     segment_header: str = Field("X-User-Type", pattern=r"^[A-Za-z0-9-]+$")
     canary_segments: list[str] = Field(
@@ -239,10 +343,14 @@ class Operator(Strict):
 
 class VersionMetrics(Strict):
     """What a metrics provider measured for one version over one window.
-    A metric is None when the window had no data for it."""
+    A metric is None when the window had no data for it; `missing` says why
+    (no samples, NaN, Inf). `samples` are the raw series the baseline comparison
+    tests, for the metrics it compares."""
 
     requests: int = 0
     values: dict[Metric, float | None] = Field(default_factory=dict)
+    missing: dict[Metric, str] = Field(default_factory=dict)
+    samples: dict[Metric, list[float]] = Field(default_factory=dict)
 
 
 class Observation(Strict):
@@ -259,7 +367,32 @@ class MetricCheck(Strict):
     metric: Metric
     value: float | None
     threshold: str
-    passed: bool | None  # None: no data
+    passed: bool | None  # None: inconclusive
+    severity: Severity = Severity.FAST
+    reason: str = ""
+
+
+class ComparisonResult(Strict):
+    """One metric of the baseline comparison."""
+
+    metric: Metric
+    verdict: Verdict
+    canary_mean: float | None = None
+    stable_mean: float | None = None
+    p_value: float | None = None
+    effect: float | None = None
+    weight: float = 1.0
+    critical: bool = False
+    reason: str
+
+
+class BaselineScore(Strict):
+    verdict: Verdict
+    score: float | None
+    """0-100: the weight share of conclusive metrics that passed; None when none was conclusive."""
+    marginal: bool = False
+    metrics: list[ComparisonResult]
+    summary: str
 
 
 class Analysis(Strict):
@@ -270,7 +403,26 @@ class Analysis(Strict):
     canary_requests: int
     checks: list[MetricCheck]
     stable_values: dict[Metric, float | None] = Field(default_factory=dict)
+    canary_values: dict[Metric, float | None] = Field(default_factory=dict)
+    baseline: BaselineScore | None = None
+    score: float | None = None
+    decision: str = ""
     summary: str
+
+
+class RuleRecord(Strict):
+    """What analysis remembers of one rule between checks."""
+
+    failures: int = 0
+    failing_streak: int = 0
+    passing_streak: int = 0
+
+
+class AnalysisMemory(Strict):
+    """State the workflow carries from one analysis to the next."""
+
+    rules: dict[str, RuleRecord] = Field(default_factory=dict)
+    inconclusive_streak: int = 0
 
 
 # --- status and result ---------------------------------------------------------------------
@@ -319,6 +471,7 @@ class ReleaseResult(Strict):
     canary_weight: int = 0
     stable_version: str | None = None
     approvals: list[Approval] = Field(default_factory=list)
+    last_analysis: Analysis | None = None
 
 
 # --- activity inputs and outputs -----------------------------------------------------------
@@ -386,5 +539,17 @@ class RetireRequest(Strict):
 
 
 class ObserveRequest(Strict):
+    """What to read: the provider (None: the target's default), the PromQL overrides,
+    and which metrics need raw samples for the baseline comparison. Never a credential:
+    connection settings stay in the worker's environment."""
+
     ref: ServiceRef
     cursor: dict[str, Any] = Field(default_factory=dict)
+    provider: MetricsProviderName | None = None
+    queries: dict[QueryName, str] = Field(default_factory=dict)
+    metrics: list[Metric] = Field(default_factory=list)
+    sampled: list[Metric] = Field(default_factory=list)
+    sample_seconds: int = 5
+    namespace: str = "default"
+    canary_version: str | None = None
+    stable_version: str | None = None

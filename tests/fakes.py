@@ -44,6 +44,7 @@ class FakeWorld:
     stable: str | None = "1.0.0"
     failing_suites: set[str] = field(default_factory=set)
     canary_health: Callable[[int], VersionMetrics] = lambda weight: HEALTHY
+    stable_health: VersionMetrics = field(default_factory=lambda: HEALTHY)
     metrics_down: bool = False
     calls: list[tuple[str, Any]] = field(default_factory=list)
     weight: int = 0
@@ -112,4 +113,4 @@ class FakeWorld:
     async def observe_metrics(self, request: ObserveRequest) -> Observation:
         if self.metrics_down:
             raise ApplicationError("connection refused", type="MetricsUnavailable", non_retryable=True)
-        return Observation(window_seconds=60, canary=self.canary_health(self.weight), stable=HEALTHY, cursor={"n": 1})
+        return Observation(window_seconds=60, canary=self.canary_health(self.weight), stable=self.stable_health, cursor={"n": 1})

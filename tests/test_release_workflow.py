@@ -318,3 +318,42 @@ async def test_malformed_and_out_of_turn_signals_are_recorded_and_ignored(drive:
     assert "not pending" in current.ignored_signals[0] and "approver" in current.ignored_signals[1]
     await handle.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "alice"})
     assert (await handle.result()).outcome is Outcome.REJECTED
+
+
+async def test_no_traffic_pauses_for_a_human_when_the_policy_says_so(drive: Drive, world: FakeWorld, start):
+    world.canary_health = lambda weight: NO_TRAFFIC
+    handle = await start({**REQUEST, "policy": {"on_inconclusive": "pause"}})
+    await drive.approve(handle, "canary")
+    paused = await drive.until(handle, lambda s: s.paused)
+    assert paused.phase is Phase.CANARY and world.weights == [10]
+    assert any("paused for a human decision" in entry.message for entry in paused.timeline)
+    await handle.signal(ReleaseWorkflow.kill_switch, {"reason": "nobody uses it yet", "actor": "gina"})
+    assert (await handle.result()).outcome is Outcome.ROLLED_BACK and world.weights == [10, 0]
+
+
+async def test_standard_rule_holds_the_step_and_moves_on_once_the_canary_recovers(drive: Drive, world: FakeWorld, start):
+    checks_at_50 = 0
+
+    def health(weight: int):
+        nonlocal checks_at_50
+        checks_at_50 += weight == 50
+        return SLOW if weight == 50 and checks_at_50 <= 2 else HEALTHY
+
+    world.canary_health = health
+    policy = {"thresholds": {"p95_latency_ms": {"max": 500, "severity": "standard"}}, "standard_persist_checks": 3}
+    handle = await start({**REQUEST, "policy": policy})
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"), lambda: drive.approve(handle, "production"))
+    assert result.outcome is Outcome.PROMOTED and world.weights == [10, 25, 50, 75, 100]
+    assert result.last_analysis is not None and result.last_analysis.decision.startswith("advance")
+
+
+async def test_baseline_comparison_rolls_back_a_canary_worse_than_stable(drive: Drive, world: FakeWorld, start):
+    """SciPy runs inside the workflow sandbox here, as in production."""
+    latencies = [100.0 + i for i in range(20)]
+    world.stable_health = HEALTHY.model_copy(update={"samples": {Metric.P95_LATENCY_MS: latencies}})
+    world.canary_health = lambda weight: HEALTHY.model_copy(update={"samples": {Metric.P95_LATENCY_MS: [v * 3 for v in latencies]}})
+    policy = {"baseline": {"metrics": {"p95_latency_ms": {"allowed_effect": 0.2, "critical": True}}}}
+    handle = await start({**REQUEST, "policy": policy})
+    result = await result_with(handle, lambda: drive.approve(handle, "canary"))
+    assert result.outcome is Outcome.ROLLED_BACK and result.breach.metric is Metric.P95_LATENCY_MS
+    assert "worse than stable" in result.reason and result.last_analysis.score == 0

@@ -39,12 +39,15 @@ with workflow.unsafe.imports_passed_through():
         wait_ready,
     )
     from pipeline import search_attributes
-    from pipeline.decisions.analysis import describe_breach, first_breach, judge
+    from pipeline.decisions.analysis import judge
+    from pipeline.decisions.rules import Action, decide
     from pipeline.decisions.validation import InvalidRequest, parse_request
     from pipeline.models import (
         Analysis,
+        AnalysisMemory,
         Approval,
         ApprovalDecision,
+        BaselinePolicy,
         Concurrency,
         DeployRequest,
         KillSwitch,
@@ -67,7 +70,6 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         TrafficRequest,
         VersionMetrics,
-        Verdict,
     )
     from workflows.lock import ServiceLockWorkflow, lock_id
 
@@ -104,7 +106,7 @@ class ReleaseWorkflow:
         self._promoted = False
         self._lock: workflow.ChildWorkflowHandle | None = None
         self._cursor: dict[str, Any] = {}
-        self._inconclusive_streak = 0
+        self._memory = AnalysisMemory()
 
     @workflow.run
     async def run(self, request: Any) -> ReleaseResult:
@@ -292,7 +294,9 @@ class ReleaseWorkflow:
         """The canary becomes stable; the previous version is retired after a delay,
         so it stays at hand while the new one settles."""
         self._enter(Phase.FINALIZE, f"making {self._request.version} stable")
-        previous = await self._change(promote_canary, self._ref(), f"promote {self._request.version} to stable")
+        previous = await self._change(
+            promote_canary, self._ref(), f"promote {self._request.version} to stable", timeout=timedelta(minutes=15)
+        )
         self._promoted = True
         self._status.stable_version = self._request.version
         if previous and previous != self._request.version:
@@ -339,6 +343,7 @@ class ReleaseWorkflow:
             canary_weight=self._status.canary_weight,
             stable_version=self._status.stable_version,
             approvals=self._status.approvals,
+            last_analysis=self._status.last_analysis,
         )
 
     async def _release_lock(self) -> None:
@@ -369,37 +374,52 @@ class ReleaseWorkflow:
 
     async def _watch(self, seconds: int) -> None:
         """Analyse every interval for `seconds`, and beyond while paused or while the
-        last check did not pass: traffic only moves on after a passing check."""
+        last check did not let traffic advance (a failure within its budget or severity,
+        an inconclusive or marginal check, too few consecutive passes)."""
         interval = self._request.policy.analysis_interval_seconds
         self._cursor = (await self._observe()).cursor
-        elapsed, verdict = 0, None
-        while elapsed < seconds or self._status.paused or verdict is not Verdict.PASS:
+        elapsed, action = 0, None
+        while elapsed < seconds or self._status.paused or action is not Action.ADVANCE:
             await self._sleep(interval)
             elapsed += interval
-            verdict = await self._analyse()
+            action = await self._analyse()
 
-    async def _analyse(self) -> Verdict:
-        """One analysis over the window since the last one. A breach stops the release;
-        so do too many checks in a row without enough data."""
+    async def _analyse(self) -> Action:
+        """One analysis over the window since the last one, and what it calls for:
+        a rollback stops the release; a pause waits for a human's resume or kill switch."""
         policy = self._request.policy
         observation = await self._observe()
         self._cursor = observation.cursor
-        analysis = judge(observation, policy, phase=self._status.phase, canary_weight=self._status.canary_weight, at=self._now())
-        self._record(analysis)
-        breach = first_breach(analysis)
-        if breach is not None:
-            raise ReleaseStopped(
-                Outcome.ROLLED_BACK, f"{describe_breach(breach)} at {analysis.canary_weight}% canary traffic", breach
-            )
-        self._inconclusive_streak = self._inconclusive_streak + 1 if analysis.verdict is Verdict.INCONCLUSIVE else 0
-        if self._inconclusive_streak >= policy.max_inconclusive_checks:
-            raise ReleaseStopped(Outcome.ROLLED_BACK, f"{self._inconclusive_streak} checks in a row without enough data ({analysis.summary})")
-        return analysis.verdict
+        with workflow.unsafe.imports_passed_through(), workflow.unsafe.sandbox_unrestricted():
+            # SciPy imports lazily and reads the environment as it does; its test is deterministic
+            analysis = judge(observation, policy, phase=self._status.phase, canary_weight=self._status.canary_weight, at=self._now())
+        decision, self._memory = decide(analysis, self._memory, policy)
+        self._record(analysis.model_copy(update={"decision": f"{decision.action.value}: {decision.reason}"}))
+        if decision.action is Action.ROLLBACK:
+            where = f" at {analysis.canary_weight}% canary traffic" if decision.breach else ""
+            raise ReleaseStopped(Outcome.ROLLED_BACK, f"{decision.reason}{where}", decision.breach)
+        if decision.action is Action.PAUSE and not self._status.paused:
+            self._status.paused = True
+            self._note(decision.reason)
+        return decision.action
 
     async def _observe(self) -> Observation:
         """Metrics since the cursor. A provider that cannot be read gives an empty
         observation, which analysis counts as inconclusive, never as healthy."""
-        request = ObserveRequest(ref=self._ref(), cursor=self._cursor)
+        policy = self._request.policy
+        baseline = policy.baseline or BaselinePolicy()
+        request = ObserveRequest(
+            ref=self._ref(),
+            cursor=self._cursor,
+            provider=policy.metrics_provider,
+            queries=policy.queries,
+            metrics=list(dict.fromkeys([*policy.thresholds, *baseline.metrics, *policy.recorded_metrics])),
+            sampled=list(baseline.metrics),
+            sample_seconds=baseline.sample_seconds,
+            namespace=policy.namespace,
+            canary_version=self._request.version,
+            stable_version=self._status.stable_version,
+        )
         try:
             return await self._interruptible(observe_metrics, request, "read canary metrics", timedelta(minutes=1))
         except ActivityError as error:
@@ -413,12 +433,26 @@ class ReleaseWorkflow:
 
     # --- activity plumbing ---------------------------------------------------------------
 
-    async def _change(self, activity: Callable, arg: Any, summary: str, *, retry: RetryPolicy = CHANGE_RETRIES) -> Any:
+    async def _change(
+        self,
+        activity: Callable,
+        arg: Any,
+        summary: str,
+        *,
+        retry: RetryPolicy = CHANGE_RETRIES,
+        timeout: timedelta = timedelta(minutes=2),
+    ) -> Any:
         """Run an activity that changes the world. It is idempotent and runs to the end
-        even if the release is stopped meanwhile; a failure after retries fails the release."""
+        even if the release is stopped meanwhile; a failure after retries fails the release.
+        One allowed longer than two minutes must heartbeat, so a dead worker is noticed."""
         try:
             return await workflow.execute_activity(
-                activity, arg, start_to_close_timeout=timedelta(minutes=2), retry_policy=retry, summary=summary
+                activity,
+                arg,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=timedelta(seconds=30) if timeout > timedelta(minutes=2) else None,
+                retry_policy=retry,
+                summary=summary,
             )
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None

@@ -1,18 +1,43 @@
-"""Metrics providers by target: where a release's health is read from."""
+"""Metrics providers: where a release's health is read from.
+
+The release's policy names the provider (`policy.metrics_provider`); without one,
+the target's default is used (Traefik's own counters on the local target).
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
 from pipeline.metrics.base import MetricsProvider
+from pipeline.models import ObserveRequest
 from pipeline.targets.base import PermanentTargetError
+
+DEFAULT_PROVIDER = {"local": "traefik", "kubernetes": "prometheus"}
+
+
+def provider_for(request: ObserveRequest) -> MetricsProvider:
+    name = request.provider or DEFAULT_PROVIDER.get(request.ref.target)
+    if name == "prometheus":
+        from pipeline.metrics.prometheus import MetricsQuery, PrometheusMetrics
+
+        return PrometheusMetrics(
+            MetricsQuery(
+                metrics=request.metrics,
+                queries=request.queries,
+                sampled=request.sampled,
+                sample_seconds=request.sample_seconds,
+                namespace=request.namespace,
+                versions={"canary": request.canary_version, "stable": request.stable_version},
+            )
+        )
+    if name == "traefik" and request.ref.target == "local":
+        return _local_traefik()
+    raise PermanentTargetError(f"no metrics provider {name!r} for target {request.ref.target!r} on this worker")
 
 
 @cache
-def provider_for(target: str) -> MetricsProvider:
-    if target == "local":
-        from pipeline.localenv import LocalEnvironment
-        from pipeline.metrics.traefik import TraefikMetrics
+def _local_traefik() -> MetricsProvider:
+    from pipeline.localenv import LocalEnvironment
+    from pipeline.metrics.traefik import TraefikMetrics
 
-        return TraefikMetrics(LocalEnvironment.from_env())
-    raise PermanentTargetError(f"no metrics provider for target {target!r} on this worker")
+    return TraefikMetrics(LocalEnvironment.from_env())

@@ -1,0 +1,88 @@
+"""Benchmark of issue #3's target: from a fault reaching canary traffic to all traffic
+on stable, at most one analysis interval plus 2 s (5 s interval, local target).
+
+Each run releases a canary that answers half its requests with 500s
+(GALLERY_ERROR_RATE=0.5) under steady load. The clock starts when the router sends
+the faulty canary its share of traffic and stops when a request that only a live
+canary would serve (the beta-photographer segment) is served by stable. Metrics come
+from the local Prometheus when one is on PATH (the PromQL path), else from Traefik.
+
+    .venv/bin/python -m benchmarks.fault_to_rollback [--runs 10] [--interval 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.release_speed import served_by_canary
+from pipeline.devstack import Stack, local_stack
+from pipeline.loadgen import LoadGenerator
+from pipeline.localenv import LocalEnvironment
+from pipeline.localprometheus import find_prometheus
+from pipeline.logging import configure_logging
+from pipeline.temporal import exit_process
+from tests.test_local_target import free_port
+from workflows.release import ReleaseWorkflow
+
+
+def policy(provider: str, interval: int) -> dict:
+    return {
+        "metrics_provider": provider,
+        "required_approvals": [],
+        "test_suites": ["unit"],
+        "analysis_interval_seconds": interval,
+        "canary_duration_seconds": 600,
+        "min_requests": 5,
+    }
+
+
+async def one_run(stack: Stack, http: httpx.AsyncClient, version: str, release_policy: dict) -> float:
+    request = {"service": "gallery", "version": version, "env": {"GALLERY_ERROR_RATE": "0.5"}, "policy": release_policy}
+    handle = await stack.client.start_workflow(ReleaseWorkflow.run, request, id=f"bench-{version}", task_queue=stack.task_queue)
+    while (await handle.query(ReleaseWorkflow.status)).canary_weight == 0:
+        await asyncio.sleep(0.02)
+    began = time.perf_counter()
+    while await served_by_canary(http):
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - began
+    result = await handle.result()
+    assert result.outcome.value == "rolled_back" and result.breach is not None, result
+    return elapsed
+
+
+async def main(runs: int, interval: int) -> None:
+    local = LocalEnvironment(Path(tempfile.mkdtemp(prefix="bench-")), http_port=free_port(), admin_port=free_port())
+    provider = "prometheus" if find_prometheus() else "traefik"
+    prometheus_port = free_port() if provider == "prometheus" else None
+    timings = []
+    async with (
+        local_stack(local, prometheus_port=prometheus_port) as stack,
+        LoadGenerator(local.http_url, "gallery", rate_per_second=40, segment_every=10),
+        httpx.AsyncClient(base_url=local.http_url, timeout=2) as http,
+    ):
+        installed = {"service": "gallery", "version": "1.0.0", "policy": {"required_approvals": [], "test_suites": ["unit"]}}
+        await (await stack.client.start_workflow(ReleaseWorkflow.run, installed, id="bench-1.0.0", task_queue=stack.task_queue)).result()
+        for run in range(runs):
+            timings.append(await one_run(stack, http, f"2.0.{run}", policy(provider, interval)))
+            print(f"run {run + 1}: {timings[-1]:.2f} s", flush=True)
+    print(
+        f"fault to all traffic on stable ({provider} metrics, {interval} s interval, {runs} runs): "
+        f"median {statistics.median(timings):.2f} s, max {max(timings):.2f} s (target <= {interval + 2} s)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--interval", type=int, default=5)
+    arguments = parser.parse_args()
+    configure_logging(level="WARNING")
+    asyncio.run(main(arguments.runs, arguments.interval))
+    exit_process(0)
