@@ -89,6 +89,9 @@ async def run_suite(service: str, suite: str, target_url: str, timeout_seconds: 
         _kill_group(process.pid)
         await process.wait()
         passed, detail = False, f"timed out after {timeout_seconds:g}s"
+    except asyncio.CancelledError:  # the release was stopped: leave no suite running
+        _kill_group(process.pid)
+        raise
     result = SuiteResult(suite=suite, passed=passed, duration_seconds=round(time.monotonic() - started, 3),
                          detail=detail)
     log.info("suite.finished", service=service, suite=suite, passed=passed, seconds=result.duration_seconds)
