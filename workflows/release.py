@@ -83,6 +83,8 @@ a moment later, and a release started right after it should not be refused."""
 CHANGE_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 ROLLBACK_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 """A rollback never gives up: an operator sees it retrying in the UI until the target answers."""
+HEARTBEAT_AFTER = timedelta(minutes=2)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 READ_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3)
 
 
@@ -443,17 +445,9 @@ class ReleaseWorkflow:
         timeout: timedelta = timedelta(minutes=2),
     ) -> Any:
         """Run an activity that changes the world. It is idempotent and runs to the end
-        even if the release is stopped meanwhile; a failure after retries fails the release.
-        One allowed longer than two minutes must heartbeat, so a dead worker is noticed."""
+        even if the release is stopped meanwhile; a failure after retries fails the release."""
         try:
-            return await workflow.execute_activity(
-                activity,
-                arg,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=timedelta(seconds=30) if timeout > timedelta(minutes=2) else None,
-                retry_policy=retry,
-                summary=summary,
-            )
+            return await workflow.execute_activity(activity, arg, **_activity_options(summary, timeout, retry))
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
 
@@ -466,14 +460,7 @@ class ReleaseWorkflow:
 
     async def _interruptible(self, activity: Callable, arg: Any, summary: str, timeout: timedelta) -> Any:
         """Run an activity that a kill switch or rejection cancels at once."""
-        handle = workflow.start_activity(
-            activity,
-            arg,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(seconds=30) if timeout > timedelta(minutes=1) else None,
-            retry_policy=READ_RETRIES,
-            summary=summary,
-        )
+        handle = workflow.start_activity(activity, arg, **_activity_options(summary, timeout, READ_RETRIES))
         await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
         if not handle.done():
             handle.cancel()
@@ -566,6 +553,17 @@ class ReleaseWorkflow:
 
     def _now(self) -> str:
         return workflow.now().isoformat(timespec="seconds")
+
+
+def _activity_options(summary: str, timeout: timedelta, retry: RetryPolicy) -> dict[str, Any]:
+    """Options shared by every activity of a release. One allowed more than
+    HEARTBEAT_AFTER must heartbeat, so a dead worker is noticed in seconds, not minutes."""
+    return {
+        "start_to_close_timeout": timeout,
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_AFTER else None,
+        "retry_policy": retry,
+        "summary": summary,
+    }
 
 
 def _cause(error: BaseException | None) -> str:
