@@ -85,20 +85,37 @@ def processes_marked(marker: str) -> list[int]:
 
 async def terminate(pid: int, marker: str, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
     """Stop the process if it is still ours: SIGTERM, then SIGKILL after grace_seconds.
-    Returns False when there was no such process to stop."""
-    if not is_ours(pid, marker):
+    Returns only once the process has really exited, or False when there was no such
+    process to stop."""
+    started_at = _live_start_time(pid)
+    if started_at is None or not is_ours(pid, marker):
         return False
     _signal(pid, signal.SIGTERM)
-    if not await _gone_within(pid, marker, grace_seconds):
+    if not await _gone_within(pid, started_at, grace_seconds):
         _signal(pid, signal.SIGKILL)
-        await _gone_within(pid, marker, grace_seconds)
+        await _gone_within(pid, started_at, grace_seconds)
     log.info("process.stopped", pid=pid, marker=marker)
     return True
 
 
-async def _gone_within(pid: int, marker: str, seconds: float) -> bool:
+def _live_start_time(pid: int) -> str | None:
+    """The process's start time (stat field 22), None once it has exited.
+
+    The command line alone cannot tell: the kernel empties it early in exit, while
+    the process still holds its ports and files. A zombie or dead entry counts as
+    exited; a changed start time means the pid was recycled."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    state, start_time = fields[0], fields[19]
+    return None if state in ("Z", "X") else start_time
+
+
+async def _gone_within(pid: int, started_at: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while is_ours(pid, marker):
+    while _live_start_time(pid) == started_at:
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
