@@ -22,10 +22,15 @@ def parse_request(raw: Any) -> ReleaseRequest:
     try:
         return ReleaseRequest.model_validate(raw)
     except ValidationError as error:
-        raise InvalidRequest([_describe(problem) for problem in error.errors()]) from None
+        raise InvalidRequest(describe_problems(error)) from None
 
 
-def _describe(problem: dict[str, Any]) -> str:
+def describe_problems(error: ValidationError) -> list[str]:
+    """Each problem as `field.path: message`, for people to read."""
+    return [_describe(problem) for problem in error.errors()]
+
+
+def _describe(problem: Any) -> str:
     field = ".".join(str(part) for part in problem["loc"]) or "input"
     message = problem["msg"].removeprefix("Value error, ")
     return f"{field}: {message}"
