@@ -10,6 +10,7 @@ from activities.deploy import (
     stop_version,
     wait_ready,
 )
+from activities.gates import check_calendar, check_live_activity, load_gates, notify
 from activities.metrics import observe_metrics
 from activities.suites import run_test_suite
 
@@ -23,4 +24,8 @@ ALL = [
     promote_canary,
     retire_version,
     observe_metrics,
+    load_gates,
+    check_calendar,
+    check_live_activity,
+    notify,
 ]

@@ -32,7 +32,7 @@ from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FakeWorld
 from tests.test_local_target import free_port
-from tests.test_release_workflow import REQUEST, Drive
+from tests.harness import REQUEST, Drive
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
 

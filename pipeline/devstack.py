@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from pipeline import search_attributes
 from pipeline.localenv import LocalEnvironment
-from pipeline.localprometheus import LocalPrometheus, find_prometheus
+from pipeline.localprometheus import LocalPrometheus
 
 WORKER_START_TIMEOUT_SECONDS = 30
 

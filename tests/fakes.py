@@ -1,7 +1,9 @@
 """A scripted stand-in for the world behind the activities, for workflow tests on
 the time-skipping server. The real activities are exercised by the integration
 tests; here only the workflow's decisions are under test, so the boundary
-(targets, routers, metrics) is faked and every call is recorded."""
+(targets, routers, metrics) is faked and every call is recorded. The gate
+activities are the real ones: they only read the gates file and the HTTP endpoints
+it names, which tests provide."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.gates import check_calendar, check_live_activity, load_gates, notify
 from pipeline.models import (
     DeployRequest,
     Metric,
@@ -67,6 +70,10 @@ class FakeWorld:
             self.promote_canary,
             self.retire_version,
             self.observe_metrics,
+            load_gates,
+            check_calendar,
+            check_live_activity,
+            notify,
         ]
 
     @activity.defn(name="preflight")

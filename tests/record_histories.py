@@ -23,7 +23,7 @@ from pipeline.devstack import installed_binary
 from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FAILING, FakeWorld
-from tests.test_release_workflow import REQUEST, Drive
+from tests.harness import REQUEST, Drive
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
 

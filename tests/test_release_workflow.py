@@ -3,107 +3,14 @@ four 5-minute steps take seconds. The world behind the activities is FakeWorld."
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from pipeline.models import Metric, Outcome, Phase, ReleaseResult, ReleaseStatus
+from pipeline.models import Metric, Outcome, Phase
 from tests.fakes import FAILING, HEALTHY, NO_TRAFFIC, SLOW, FakeWorld
-from workflows import ALL as WORKFLOWS
+from tests.harness import REQUEST, Drive, result_with, status
 from workflows.release import ReleaseWorkflow
-
-TASK_QUEUE = "releases-test"
-SKIP_SECONDS = 20
-REQUEST = {"service": "gallery", "version": "2.0.0", "target": "local"}
-
-
-@pytest.fixture
-async def world(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[FakeWorld]:
-    world = FakeWorld()
-    async with Worker(
-        time_skipping_env.client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=world.activities()
-    ):
-        yield world
-
-
-@pytest.fixture
-async def start(time_skipping_env: WorkflowEnvironment, world: FakeWorld) -> AsyncIterator[Callable[..., Any]]:
-    handles: list[WorkflowHandle] = []
-
-    service = f"gallery-{uuid.uuid4().hex[:8]}"
-
-    async def start(request: dict[str, Any] | Any = None) -> WorkflowHandle:
-        """Start a release; each test has a service of its own, so no test waits for
-        another's service lock."""
-        request = REQUEST if request is None else request
-        if isinstance(request, dict) and request.get("service") == REQUEST["service"]:
-            request = {**request, "service": service}
-        handle = await time_skipping_env.client.start_workflow(
-            ReleaseWorkflow.run,
-            request,
-            id=f"release-{uuid.uuid4()}",
-            task_queue=TASK_QUEUE,
-        )
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:  # a failed test must not leave a release holding the service's lock
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate("test over")
-
-
-async def status(handle: WorkflowHandle) -> ReleaseStatus:
-    return await handle.query(ReleaseWorkflow.status)
-
-
-class Drive:
-    """Moves a release along the way a person would, on the time-skipping server."""
-
-    def __init__(self, env: WorkflowEnvironment):
-        self.env = env
-
-    async def until(self, handle: WorkflowHandle, condition: Callable[[ReleaseStatus], bool], within: float = 20) -> ReleaseStatus:
-        """Poll the status query until `condition` holds, letting workflow time pass in
-        steps of SKIP_SECONDS between polls; fails after `within` seconds of real time.
-        (The test server only skips time on its own while a result is awaited, and would
-        then skip past a wait for a signal to the workflow's timeout.)"""
-        current = None
-        try:
-            async with asyncio.timeout(within):
-                polls = 0
-                while not condition(current := await status(handle)):
-                    polls += 1
-                    if polls < 10:
-                        await asyncio.sleep(0.05)
-                    else:
-                        await self.env.sleep(SKIP_SECONDS)
-        except TimeoutError:
-            pytest.fail(f"condition not met within {within}s; last status: {current}")
-        return current
-
-    async def approve(self, handle: WorkflowHandle, stage: str, approver: str = "alice") -> None:
-        await self.until(handle, lambda s: s.pending_approval == stage)
-        await handle.signal(ReleaseWorkflow.approve, {"stage": stage, "approver": approver, "comment": "looks good"})
-
-
-@pytest.fixture
-def drive(time_skipping_env: WorkflowEnvironment) -> Drive:
-    return Drive(time_skipping_env)
-
-
-async def result_with(handle: WorkflowHandle, *steps: Callable[[], Any]) -> ReleaseResult:
-    """Run `steps` in order, then await the result (which lets the server skip time freely)."""
-    for step in steps:
-        await step()
-    return await handle.result()
 
 
 async def test_default_rollout_promotes_through_every_step(drive: Drive, world: FakeWorld, start):

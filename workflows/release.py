@@ -8,6 +8,10 @@ stable and retire the old one. Whenever analysis breaches a threshold, the kill
 switch is pulled, an approver rejects or the release is cancelled, all traffic goes
 back to stable first and the canary is stopped.
 
+Gates guard it on the way: approvals by the people the worker's gates file names
+(with a deadline), the deployment calendar and the platform's live activity before
+every production change, and webhook notifications that never hold it up.
+
 The workflow only decides; activities touch the world. It keeps no clock but
 `workflow.now()` and no randomness, so it replays deterministically.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -28,7 +32,11 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities import (
+        check_calendar,
+        check_live_activity,
         deploy_version,
+        load_gates,
+        notify,
         observe_metrics,
         preflight,
         promote_canary,
@@ -39,22 +47,32 @@ with workflow.unsafe.imports_passed_through():
         wait_ready,
     )
     from pipeline import search_attributes
+    from pipeline.decisions import approvals
     from pipeline.decisions.analysis import judge
     from pipeline.decisions.rules import Action, decide
-    from pipeline.decisions.validation import InvalidRequest, parse_request
+    from pipeline.decisions.validation import InvalidRequest, describe_problems, parse_request
     from pipeline.models import (
         Analysis,
         AnalysisMemory,
         Approval,
         ApprovalDecision,
+        ApprovalReceipt,
         BaselinePolicy,
+        BreakGlass,
+        BreakGlassRecord,
+        CalendarRequest,
         Concurrency,
         DeployRequest,
+        GateHold,
         KillSwitch,
         MetricCheck,
+        Notification,
+        NotificationEvent,
+        NotifyRequest,
         Observation,
         ObserveRequest,
         Operator,
+        OutsideWindow,
         Outcome,
         Phase,
         PreflightRequest,
@@ -86,6 +104,11 @@ ROLLBACK_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 HEARTBEAT_AFTER = timedelta(minutes=2)
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 READ_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3)
+NOTIFY_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=10), maximum_attempts=3)
+NOTIFY_DRAIN_SECONDS = 60
+"""How long a finished release waits for its last notifications before it closes."""
+GATES_PATCH = "release-gates"
+"""Releases started before gates existed replay without them (see `_load_gates`)."""
 
 
 class ReleaseStopped(Exception):
@@ -109,11 +132,15 @@ class ReleaseWorkflow:
         self._lock: workflow.ChildWorkflowHandle | None = None
         self._cursor: dict[str, Any] = {}
         self._memory = AnalysisMemory()
+        self._analysed_at: datetime | None = None
+        self._notifications = 0
+        self._deliveries: list[asyncio.Task] = []
 
     @workflow.run
     async def run(self, request: Any) -> ReleaseResult:
         self._request = self._validate(request)
         try:
+            await self._load_gates()
             await self._acquire_lock()
             stable_version = await self._preflight()
             await self._staging()
@@ -127,7 +154,7 @@ class ReleaseWorkflow:
                 await self._finalize()
             return self._finish(Outcome.PROMOTED, f"{self._request.version} is stable with all traffic")
         except ReleaseStopped as stop:
-            await self._roll_back(stop.reason)
+            await self._roll_back(stop.reason, stop.breach)
             return self._finish(stop.outcome, stop.reason, stop.breach)
         except asyncio.CancelledError:
             await self._roll_back("release cancelled")
@@ -135,21 +162,58 @@ class ReleaseWorkflow:
             raise
         finally:
             await self._release_lock()
+            await self._drain_notifications()
 
     # --- signals and queries -----------------------------------------------------------
 
     @workflow.signal
     def approve(self, decision: Any) -> None:
+        """Fire-and-forget approval: one that cannot count is recorded and ignored."""
         approval = self._parse_signal("approve", ApprovalDecision, decision)
         if approval is None:
             return
-        if approval.stage is not self._status.pending_approval:
-            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: that approval is not pending")
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {refusal}")
             return
-        self._status.approvals.append(
-            Approval(stage=approval.stage, approver=approval.approver, comment=approval.comment, at=self._now())
-        )
-        self._note(f"{approval.stage.value} approved by {approval.approver}")
+        receipt = self._count_approval(approval)
+        if not receipt.counted:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {receipt.message}")
+
+    @workflow.update
+    def submit_approval(self, decision: Any) -> ApprovalReceipt:
+        """Approval with an answer: the validator refuses, before anything is recorded,
+        an approval that cannot count; a repeated one is acknowledged and counts once."""
+        return self._count_approval(ApprovalDecision.model_validate(decision))
+
+    @submit_approval.validator
+    def _validate_approval(self, decision: Any) -> None:
+        approval = _parse_update(ApprovalDecision, decision)
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="ApprovalRefused")
+
+    @workflow.signal
+    def break_glass(self, order: Any) -> None:
+        """Let production change outside the deployment calendar, for an urgent fix."""
+        glass = self._parse_signal("break_glass", BreakGlass, order)
+        if glass is None:
+            return
+        refusal = self._break_glass_refusal(glass)
+        if refusal is not None:
+            self._ignore(f"break_glass from {glass.actor}: {refusal}")
+            return
+        self._record_break_glass(glass)
+
+    @workflow.update
+    def submit_break_glass(self, order: Any) -> BreakGlassRecord:
+        return self._record_break_glass(BreakGlass.model_validate(order))
+
+    @submit_break_glass.validator
+    def _validate_break_glass(self, order: Any) -> None:
+        refusal = self._break_glass_refusal(_parse_update(BreakGlass, order))
+        if refusal is not None:
+            raise ApplicationError(refusal, type="BreakGlassRefused")
 
     @workflow.signal
     def reject(self, decision: Any) -> None:
@@ -205,6 +269,14 @@ class ReleaseWorkflow:
             [search_attributes.SERVICE.value_set(request.service), search_attributes.VERSION.value_set(request.version)]
         )
         return request
+
+    async def _load_gates(self) -> None:
+        """Read who may approve and which webhooks to tell, once, into history.
+        A release whose history predates gates replays without them."""
+        if not workflow.patched(GATES_PATCH):
+            return
+        self._status.gates = await self._read(load_gates, self._ref(), "read the release gates")
+        self._note(f"gates from {self._status.gates.source}")
 
     async def _acquire_lock(self) -> None:
         """Take the service's release lock, or refuse, or queue for it, by policy."""
@@ -265,17 +337,30 @@ class ReleaseWorkflow:
             raise ReleaseStopped(Outcome.FAILED, "staging tests failed: " + "; ".join(failures))
 
     async def _approval(self, stage: Stage) -> None:
-        """Wait for an approver. A live canary stays under analysis while it waits."""
-        if stage not in self._request.policy.required_approvals:
+        """Wait for the stage's approvers, until the policy's deadline. A live canary
+        stays under analysis while it waits; an expired wait ends the release."""
+        gates = self._status.gates
+        if not approvals.stage_required(gates, self._request.policy.required_approvals, stage):
             return
-        self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval")
+        gate = approvals.stage_gate(gates, stage)
+        who = "anyone" if gate.anyone else ", ".join(gate.approvers)
+        self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval ({gate.min_approvals} of {who})")
         self._status.pending_approval = stage
-        while not self._approved(stage):
-            if Slot.CANARY not in self._touched:
-                await self._wait_for(lambda: self._approved(stage))
-            elif not await self._wait_for(lambda: self._approved(stage), self._request.policy.analysis_interval_seconds):
-                await self._analyse()
-        self._status.pending_approval = None
+        deadline = None
+        if gates is not None:
+            deadline = workflow.now() + timedelta(seconds=self._request.policy.approval_timeout_seconds)
+            self._status.approval_deadline = _iso(deadline)
+            self._notify(
+                NotificationEvent.APPROVAL_NEEDED,
+                f"{stage.value} approval needed by {_iso(deadline)}: {gate.min_approvals} of {who}",
+                stage=stage,
+                approvers=gate.approvers,
+                deadline=_iso(deadline),
+            )
+        given = await self._hold(lambda: self._approved(stage), deadline)
+        self._status.pending_approval = self._status.approval_deadline = None
+        if not given:
+            raise ReleaseStopped(Outcome.EXPIRED, f"{stage.value} approval not given by {_iso(deadline)}")
 
     async def _canary(self) -> None:
         """V2: run the canary beside stable with a small share of traffic and watch it."""
@@ -296,6 +381,7 @@ class ReleaseWorkflow:
         """The canary becomes stable; the previous version is retired after a delay,
         so it stays at hand while the new one settles."""
         self._enter(Phase.FINALIZE, f"making {self._request.version} stable")
+        await self._gate_production_change(f"promote {self._request.version}")
         previous = await self._change(
             promote_canary, self._ref(), f"promote {self._request.version} to stable", timeout=timedelta(minutes=15)
         )
@@ -315,12 +401,12 @@ class ReleaseWorkflow:
         await self._deploy(Slot.CANARY)
         await self._finalize()
 
-    async def _roll_back(self, reason: str) -> None:
+    async def _roll_back(self, reason: str, breach: MetricCheck | None = None) -> None:
         """All traffic back to stable first, then the canary and staging stopped.
         Only what this release touched is undone: a refused release changes nothing."""
         if self._promoted or not self._touched:
             return
-        self._enter(Phase.ROLLBACK, reason)
+        self._enter(Phase.ROLLBACK, reason, breach=breach)
         try:
             if Slot.CANARY in self._touched:
                 await self._change(set_traffic, self._traffic(0, segments=False), "all traffic to stable", retry=ROLLBACK_RETRIES)
@@ -333,7 +419,8 @@ class ReleaseWorkflow:
 
     def _finish(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None) -> ReleaseResult:
         self._status.outcome, self._status.reason = outcome, reason
-        self._enter(Phase.DONE, f"{outcome.value}: {reason}")
+        self._status.hold = None
+        self._enter(Phase.DONE, f"{outcome.value}: {reason}", outcome=outcome, breach=breach)
         workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome.value)])
         return ReleaseResult(
             release_id=self._status.release_id,
@@ -345,6 +432,7 @@ class ReleaseWorkflow:
             canary_weight=self._status.canary_weight,
             stable_version=self._status.stable_version,
             approvals=self._status.approvals,
+            break_glass=self._status.break_glass,
             last_analysis=self._status.last_analysis,
         )
 
@@ -367,8 +455,9 @@ class ReleaseWorkflow:
         await self._read(wait_ready, deploy, f"wait until {slot.value} {self._request.version} is ready", timeout=timedelta(minutes=10))
 
     async def _route(self, weight: int) -> None:
-        """Send `weight` percent of traffic (and the canary segments) to the new version.
-        A paused release holds its traffic where it is."""
+        """Send `weight` percent of traffic (and the canary segments) to the new version,
+        once the production gates allow it. A paused release holds its traffic where it is."""
+        await self._gate_production_change(f"route {weight}% to {self._request.version}")
         await self._wait_for(lambda: not self._status.paused)
         await self._change(set_traffic, self._traffic(weight, segments=True), f"route {weight}% to {self._request.version}")
         self._status.canary_weight = weight
@@ -396,6 +485,7 @@ class ReleaseWorkflow:
             # SciPy imports lazily and reads the environment as it does; its test is deterministic
             analysis = judge(observation, policy, phase=self._status.phase, canary_weight=self._status.canary_weight, at=self._now())
         decision, self._memory = decide(analysis, self._memory, policy)
+        self._analysed_at = workflow.now()
         self._record(analysis.model_copy(update={"decision": f"{decision.action.value}: {decision.reason}"}))
         if decision.action is Action.ROLLBACK:
             where = f" at {analysis.canary_weight}% canary traffic" if decision.breach else ""
@@ -432,6 +522,68 @@ class ReleaseWorkflow:
         self._status.last_analysis = analysis
         self._note(f"analysis {analysis.verdict.value}: {analysis.summary}")
         workflow.set_current_details(self._details())
+
+    # --- production gates: calendar and live activity ------------------------------------
+
+    async def _gate_production_change(self, change: str) -> None:
+        """Hold a production change until the deployment calendar allows it (or glass
+        is broken) and no uploads, processing jobs or client sessions are live; give up
+        on live activity after the policy's bound, naming what was still active."""
+        if self._status.gates is None:
+            return
+        policy = self._request.policy
+        busy_since: datetime | None = None
+        while True:
+            if not await self._calendar_allows(change):
+                continue
+            live = await self._live_activity(change)
+            if live is None:
+                break
+            busy_since = busy_since or workflow.now()
+            waited = (workflow.now() - busy_since).total_seconds()
+            if waited >= policy.live_activity_wait_seconds:
+                raise ReleaseStopped(Outcome.FAILED, f"{change} held {waited:.0f}s for live activity, still active: {live}")
+            self._hold_for(GateHold(gate="live_activity", change=change, reason=live))
+            await self._hold(lambda: False, workflow.now() + timedelta(seconds=policy.live_activity_recheck_seconds))
+        if self._status.hold is not None:
+            self._note(f"{change}: gates clear")
+            self._status.hold = None
+
+    async def _calendar_allows(self, change: str) -> bool:
+        """True when the calendar allows `change` now. Otherwise fail, or wait until the
+        window opens (or glass is broken) and return False so that the caller re-checks."""
+        if self._status.break_glass is not None:
+            return True
+        verdict = await self._read(
+            check_calendar, CalendarRequest(ref=self._ref(), at=workflow.now()), "check the deployment calendar"
+        )
+        if verdict.open:
+            return True
+        opens = f"next window {_iso(verdict.opens_at)}" if verdict.opens_at else "no window within a year"
+        if self._request.policy.outside_window is OutsideWindow.FAIL or verdict.opens_at is None:
+            raise ReleaseStopped(Outcome.FAILED, f"{change} not allowed now: {verdict.reason}; {opens}")
+        self._hold_for(GateHold(gate="window", change=change, reason=verdict.reason, until=_iso(verdict.opens_at)))
+        await self._hold(lambda: self._status.break_glass is not None, verdict.opens_at)
+        return False
+
+    async def _live_activity(self, change: str) -> str | None:
+        """What is live on the platform, or None when nothing is. An endpoint that
+        cannot be read counts as live: unknown is never clear."""
+        try:
+            report = await self._interruptible(check_live_activity, self._ref(), f"check live activity before {change}", timedelta(seconds=30))
+        except ActivityError as error:
+            return f"unknown ({_cause(error)})"
+        return None if report.clear else report.detail
+
+    def _hold_for(self, hold: GateHold) -> None:
+        """Show why a production change waits; tell the webhooks when the reason changes."""
+        if self._status.hold != hold:
+            until = f" until {hold.until}" if hold.until else ""
+            message = f"{hold.change} held by {hold.gate.replace('_', ' ')}: {hold.reason}{until}"
+            self._status.hold = hold
+            self._note(message)
+            self._notify(NotificationEvent.HELD, message)
+            workflow.set_current_details(self._details())
 
     # --- activity plumbing ---------------------------------------------------------------
 
@@ -484,13 +636,78 @@ class ReleaseWorkflow:
     async def _sleep(self, seconds: float) -> None:
         await self._wait_for(lambda: False, seconds)
 
+    async def _hold(self, condition: Callable[[], bool], deadline: datetime | None = None) -> bool:
+        """Wait until `condition` holds (True) or `deadline` passes (False). A live
+        canary keeps being analysed every analysis interval meanwhile."""
+        interval = self._request.policy.analysis_interval_seconds
+        while not condition():
+            remaining = None if deadline is None else (deadline - workflow.now()).total_seconds()
+            if remaining is not None and remaining <= 0:
+                return False
+            if Slot.CANARY not in self._touched or self._analysed_at is None:
+                await self._wait_for(condition, remaining)
+                continue
+            until_analysis = interval - (workflow.now() - self._analysed_at).total_seconds()
+            if until_analysis <= 0:
+                await self._analyse()
+            elif remaining is not None and remaining < until_analysis:
+                await self._wait_for(condition, remaining)
+            elif not await self._wait_for(condition, until_analysis):
+                await self._analyse()
+        return True
+
     # --- status bookkeeping --------------------------------------------------------------
 
-    def _enter(self, phase: Phase, message: str) -> None:
+    def _enter(self, phase: Phase, message: str, **notification: Any) -> None:
         self._status.phase = phase
         self._note(message)
         workflow.upsert_search_attributes([search_attributes.PHASE.value_set(phase.value)])
         workflow.set_current_details(self._details())
+        self._notify(PHASE_EVENT.get(phase, NotificationEvent.PHASE), message, **notification)
+
+    # --- notifications -------------------------------------------------------------------
+
+    def _notify(self, event: NotificationEvent, message: str, **fields: Any) -> None:
+        """Tell every webhook that wants `event`, without waiting: a slow or failing
+        webhook never holds a release up. Failures are kept in status."""
+        gates = self._status.gates
+        webhooks = [name for name, events in (gates.webhooks if gates else {}).items() if event in events]
+        if not webhooks:
+            return
+        self._notifications += 1
+        notification = Notification(
+            event=event,
+            sequence=self._notifications,
+            release_id=self._status.release_id,
+            service=self._request.service,
+            version=self._request.version,
+            phase=self._status.phase,
+            at=self._now(),
+            message=message,
+            **fields,
+        )
+        for webhook in webhooks:
+            request = NotifyRequest(ref=self._ref(), webhook=webhook, notification=notification)
+            self._deliveries.append(asyncio.create_task(self._deliver(request)))
+
+    async def _deliver(self, request: NotifyRequest) -> None:
+        summary = f"notify {request.webhook}: {request.notification.event.value}"
+        try:
+            await workflow.execute_activity(notify, request, **_activity_options(summary, timedelta(seconds=30), NOTIFY_RETRIES))
+        except ActivityError as error:
+            failure = f"{request.notification.at} {summary} #{request.notification.sequence} failed: {_cause(error)}"
+            self._status.notification_failures = [*self._status.notification_failures, failure][-TIMELINE_LIMIT:]
+            workflow.logger.warning(failure, extra={"release_id": self._status.release_id, "service": self._request.service})
+
+    async def _drain_notifications(self) -> None:
+        """Give the last notifications a bounded chance to go out before the release closes."""
+        if any(not delivery.done() for delivery in self._deliveries):
+            try:
+                await workflow.wait_condition(
+                    lambda: all(delivery.done() for delivery in self._deliveries), timeout=NOTIFY_DRAIN_SECONDS
+                )
+            except asyncio.TimeoutError:
+                self._note("closing with notifications still undelivered")
 
     def _note(self, message: str) -> None:
         entry = TimelineEntry(at=self._now(), phase=self._status.phase, message=message)
@@ -508,7 +725,13 @@ class ReleaseWorkflow:
         status = self._status
         lines = [f"**{status.phase.value}**: {status.service} {status.version}", f"canary traffic: {status.canary_weight}%"]
         if status.pending_approval:
-            lines.append(f"waiting for **{status.pending_approval.value}** approval")
+            deadline = f" until {status.approval_deadline}" if status.approval_deadline else ""
+            lines.append(f"waiting for **{status.pending_approval.value}** approval{deadline}")
+        if status.hold:
+            until = f" until {status.hold.until}" if status.hold.until else ""
+            lines.append(f"**held** by {status.hold.gate}: {status.hold.reason}{until}")
+        if status.break_glass:
+            lines.append(f"**break-glass** by {status.break_glass.actor}: {status.break_glass.reason}")
         if status.paused:
             lines.append("**paused**")
         if status.last_analysis:
@@ -520,8 +743,7 @@ class ReleaseWorkflow:
         try:
             return model.model_validate(payload)
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'input'}: {p['msg']}" for p in error.errors())
-            self._ignore(f"{name}: malformed payload ({problems})")
+            self._ignore(f"{name}: malformed payload ({'; '.join(describe_problems(error))})")
             return None
 
     def _can_stop(self, name: str, actor: str) -> bool:
@@ -534,7 +756,41 @@ class ReleaseWorkflow:
         return True
 
     def _approved(self, stage: Stage) -> bool:
-        return any(approval.stage is stage for approval in self._status.approvals)
+        return approvals.approved(approvals.stage_gate(self._status.gates, stage), stage, self._status.approvals)
+
+    def _approval_refusal(self, decision: ApprovalDecision) -> str | None:
+        if self._request is None:
+            return "the release has not started"
+        gate = approvals.stage_gate(self._status.gates, decision.stage)
+        return approvals.refusal(decision, gate, self._status.pending_approval, self._request.author)
+
+    def _count_approval(self, decision: ApprovalDecision) -> ApprovalReceipt:
+        stage, gate = decision.stage, approvals.stage_gate(self._status.gates, decision.stage)
+        counted = decision.approver not in approvals.approvers_of(stage, self._status.approvals)
+        if counted:
+            self._status.approvals.append(
+                Approval(stage=stage, approver=decision.approver, comment=decision.comment, at=self._now())
+            )
+        given = len(approvals.approvers_of(stage, self._status.approvals))
+        message = f"{stage.value}: {given} of {gate.min_approvals} approvals"
+        if counted:
+            self._note(f"{stage.value} approved by {decision.approver} ({given} of {gate.min_approvals})")
+        else:
+            message = f"{decision.approver} already approved {stage.value}, counted once; {message}"
+        return ApprovalReceipt(stage=stage, counted=counted, approvals=given, required=gate.min_approvals, message=message)
+
+    def _break_glass_refusal(self, glass: BreakGlass) -> str | None:
+        if self._status.outcome is not None or self._promoted:
+            return "the release is already over" if self._status.outcome else "the release is already promoted"
+        gates = self._status.gates
+        return approvals.break_glass_refusal(glass.actor, gates.break_glass if gates else None)
+
+    def _record_break_glass(self, glass: BreakGlass) -> BreakGlassRecord:
+        if self._status.break_glass is None:
+            self._status.break_glass = BreakGlassRecord(actor=glass.actor, reason=glass.reason, at=self._now())
+            self._note(f"BREAK-GLASS by {glass.actor}: {glass.reason}; the deployment calendar no longer holds this release")
+            workflow.set_current_details(self._details())
+        return self._status.break_glass
 
     def _ref(self) -> ServiceRef:
         return ServiceRef(
@@ -553,6 +809,21 @@ class ReleaseWorkflow:
 
     def _now(self) -> str:
         return workflow.now().isoformat(timespec="seconds")
+
+
+PHASE_EVENT = {Phase.ROLLBACK: NotificationEvent.ROLLBACK, Phase.DONE: NotificationEvent.FINISHED}
+
+
+def _parse_update(model: type, payload: Any) -> Any:
+    """An update's payload, or a rejection that names each bad field."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise ApplicationError(f"malformed payload ({'; '.join(describe_problems(error))})", type="MalformedUpdate") from None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
 
 
 def _activity_options(summary: str, timeout: timedelta, retry: RetryPolicy) -> dict[str, Any]:

@@ -1,0 +1,62 @@
+"""Driving releases on the time-skipping server the way people do: the default
+request, status polling that lets workflow time pass, approvals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from pipeline.models import ReleaseResult, ReleaseStatus
+from workflows.release import ReleaseWorkflow
+
+TASK_QUEUE = "releases-test"
+SKIP_SECONDS = 20
+REQUEST = {"service": "gallery", "version": "2.0.0", "target": "local"}
+
+
+async def status(handle: WorkflowHandle) -> ReleaseStatus:
+    return await handle.query(ReleaseWorkflow.status)
+
+
+class Drive:
+    """Moves a release along the way a person would, on the time-skipping server."""
+
+    def __init__(self, env: WorkflowEnvironment):
+        self.env = env
+
+    async def until(self, handle: WorkflowHandle, condition: Callable[[ReleaseStatus], bool], within: float = 20) -> ReleaseStatus:
+        """Poll the status query until `condition` holds, letting workflow time pass in
+        steps of SKIP_SECONDS between polls; fails after `within` seconds of real time.
+        (The test server only skips time on its own while a result is awaited, and would
+        then skip past a wait for a signal to the workflow's timeout.)"""
+        current = None
+        try:
+            async with asyncio.timeout(within):
+                polls = 0
+                while not condition(current := await status(handle)):
+                    polls += 1
+                    if polls < 10:
+                        await asyncio.sleep(0.05)
+                    else:
+                        await self.env.sleep(SKIP_SECONDS)
+        except TimeoutError:
+            pytest.fail(f"condition not met within {within}s; last status: {current}")
+        return current
+
+    async def approve(self, handle: WorkflowHandle, stage: str, approver: str = "alice") -> None:
+        await self.until(handle, lambda s: s.pending_approval == stage)
+        await handle.signal(ReleaseWorkflow.approve, {"stage": stage, "approver": approver, "comment": "looks good"})
+
+
+async def result_with(handle: WorkflowHandle, *steps: Callable[[], Any]) -> ReleaseResult:
+    """Run `steps` in order, then await the result (which lets the server skip time freely)."""
+    for step in steps:
+        await step()
+    return await handle.result()
+
+
