@@ -54,8 +54,8 @@ async def check_live_activity(ref: ServiceRef) -> LiveActivityReport:
     endpoint that cannot be read fails the activity: unknown is never clear."""
     config, _ = _config()
     check = config.for_service(ref.service).live_activity
-    if check is None:
-        report = LiveActivityReport(clear=True, detail=f"no live-activity endpoint configured for {ref.service}")
+    if check is None or (check.targets and ref.target not in check.targets):
+        report = LiveActivityReport(clear=True, detail=f"no live-activity endpoint configured for {ref.service} on {ref.target}")
     else:
         report = await _read_live_activity(ref, check)
     release_logger(ref).info("live activity checked", clear=report.clear, counts=report.counts)

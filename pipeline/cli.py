@@ -3,6 +3,7 @@
   releasectl start gallery 2.0.0 --env LOG_LEVEL=debug --policy @policy.json
   releasectl watch release-gallery-2.0.0-1a2b3c
   releasectl approve release-gallery-2.0.0-1a2b3c --stage canary --approver alice
+  releasectl break-glass release-gallery-2.0.0-1a2b3c --actor olivia --reason "INC-42 hotfix"
   releasectl kill release-gallery-2.0.0-1a2b3c --reason "checkout errors" --actor bob
   releasectl list --service gallery --running
 
@@ -40,8 +41,9 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pipeline import search_attributes
@@ -50,6 +52,9 @@ from pipeline.models import (
     SERVICE_PATTERN,
     Analysis,
     ApprovalDecision,
+    ApprovalReceipt,
+    BreakGlass,
+    BreakGlassRecord,
     KillSwitch,
     MetricCheck,
     Operator,
@@ -130,6 +135,10 @@ def approval_payload(args: argparse.Namespace) -> ApprovalDecision:
     return ApprovalDecision(stage=args.stage, approver=args.approver, comment=args.comment)
 
 
+def break_glass_payload(args: argparse.Namespace) -> BreakGlass:
+    return BreakGlass(actor=args.actor, reason=args.reason)
+
+
 def kill_payload(args: argparse.Namespace) -> KillSwitch:
     return KillSwitch(reason=args.reason, actor=args.actor)
 
@@ -203,15 +212,26 @@ def render_status(status: ReleaseStatus) -> str:
     ]
     if status.pending_approval is not None:
         stage = status.pending_approval.value
+        deadline = f" by {status.approval_deadline}" if status.approval_deadline else ""
         lines.append(
-            f"waiting   for {stage} approval: releasectl approve {status.release_id} --stage {stage} --approver NAME"
+            f"waiting   for {stage} approval{deadline}: releasectl approve {status.release_id} --stage {stage} --approver NAME"
         )
+        gate = status.gates.approvals.get(status.pending_approval) if status.gates else None
+        if gate is not None:
+            lines.append(f"approvers {gate.min_approvals} of {', '.join(gate.approvers)}")
+    if status.hold is not None:
+        until = f" until {status.hold.until}" if status.hold.until else ""
+        lines.append(f"held      {status.hold.change}: {status.hold.reason}{until}")
+    if status.break_glass is not None:
+        lines.append(f"BREAK-GLASS by {status.break_glass.actor}: {status.break_glass.reason}")
     if status.paused:
         lines.append(f"paused    traffic holds where it is until: releasectl resume {status.release_id}")
     if status.approvals:
         lines.append("approved  " + ", ".join(f"{a.stage.value} by {a.approver}" for a in status.approvals))
     if status.outcome is not None:
         lines.append(f"outcome   {status.outcome.value}: {status.reason}")
+    if status.notification_failures:
+        lines.append(f"notify    {len(status.notification_failures)} failed, last: {status.notification_failures[-1]}")
     if status.last_analysis is not None:
         lines.append(render_analysis(status.last_analysis))
     if status.timeline:
@@ -339,6 +359,25 @@ async def watch_command(args: argparse.Namespace, settings: TemporalSettings) ->
     return 0 if result.outcome is Outcome.PROMOTED else EXIT_NOT_PROMOTED
 
 
+def update_command(
+    update: str, payload: Callable[[argparse.Namespace], BaseModel], result_type: type[BaseModel]
+) -> Callable[[argparse.Namespace, TemporalSettings], Awaitable[int]]:
+    """A command that sends `update` and prints the workflow's answer; a refusal by the
+    workflow's validator (not an approver, not pending...) is an error line."""
+
+    async def send(args: argparse.Namespace, settings: TemporalSettings) -> int:
+        handle = release_handle(await client_for(settings), args.id)
+        try:
+            answer = await handle.execute_update(update, payload(args), result_type=result_type)
+        except WorkflowUpdateFailedError as refused:
+            reason = refused.cause.message if isinstance(refused.cause, FailureError) else str(refused)
+            raise CliError(f"{update} refused: {reason}") from None
+        print(getattr(answer, "message", None) or f"{update} accepted by {args.id}")
+        return 0
+
+    return send
+
+
 def signal_command(
     signal: str, payload: Callable[[argparse.Namespace], BaseModel]
 ) -> Callable[[argparse.Namespace, TemporalSettings], Awaitable[int]]:
@@ -420,9 +459,16 @@ def add_signals(commands: argparse._SubParsersAction) -> None:
     decision.add_argument("--stage", required=True, choices=[stage.value for stage in Stage])
     decision.add_argument("--approver", required=True)
     decision.add_argument("--comment", default="")
-    for name, help_text in (("approve", "approve a pending stage"), ("reject", "reject the release and roll back")):
-        command = commands.add_parser(name, parents=[decision], help=help_text)
-        command.set_defaults(handler=signal_command(name, approval_payload))
+    approve = commands.add_parser("approve", parents=[decision], help="approve a pending stage (answers at once)")
+    approve.set_defaults(handler=update_command("submit_approval", approval_payload, ApprovalReceipt))
+    reject = commands.add_parser("reject", parents=[decision], help="reject the release and roll back")
+    reject.set_defaults(handler=signal_command("reject", approval_payload))
+
+    glass = commands.add_parser("break-glass", help="let an urgent fix change production outside the calendar")
+    glass.add_argument("id")
+    glass.add_argument("--actor", required=True)
+    glass.add_argument("--reason", required=True)
+    glass.set_defaults(handler=update_command("submit_break_glass", break_glass_payload, BreakGlassRecord))
 
     kill = commands.add_parser("kill", help="pull the kill switch: all traffic back to stable now")
     kill.add_argument("id")

@@ -96,9 +96,11 @@ async def local_stack(
     ui_port: int | None = None,
     temporal_port: int | None = None,
     prometheus_port: int | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything; on exit stop everything, leaving no process behind. With a
-    `prometheus_port`, a local Prometheus scrapes Traefik and the worker reads it."""
+    `prometheus_port`, a local Prometheus scrapes Traefik and the worker reads it;
+    `worker_env` adds to the worker's environment (a gates file, webhook URLs)."""
     prometheus = LocalPrometheus(local, prometheus_port) if prometheus_port else None
     temporal = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"),
@@ -120,6 +122,7 @@ async def local_stack(
             "PIPELINE_LOCAL_ADMIN_PORT": str(local.admin_port),
             "PIPELINE_LOG_FORMAT": "json",
             **({"PIPELINE_PROMETHEUS_URL": prometheus.url} if prometheus else {}),
+            **(worker_env or {}),
         },
         local.logs_dir / "worker.log",
     )

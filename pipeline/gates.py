@@ -7,7 +7,7 @@ never remove a configured one, widen the approvers or skip the calendar. The fil
 is read at each use, so an ad-hoc freeze added during a release applies at its next
 production change. Without a file, the built-in gates apply: anyone may approve,
 production may change at any time, and the sample `gallery` service's live activity
-is read from its stable version's `/platform/activity`.
+is read from its stable version's `/platform/activity` on the local target.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pipeline.suites import SAMPLE_SERVICE
 GATES_FILE_VARIABLE = "PIPELINE_GATES_FILE"
 BUILT_IN_SOURCE = "built-in gates"
 BUILT_IN = GatesConfig.model_validate(
-    {"services": {SAMPLE_SERVICE: {"live_activity": {"url": "{stable}/platform/activity"}}}}
+    {"services": {SAMPLE_SERVICE: {"live_activity": {"url": "{stable}/platform/activity", "targets": ["local"]}}}}
 )
 
 

@@ -563,6 +563,7 @@ class LiveActivityCheck(Strict):
     `{stable}` in the URL is the stable version's base URL on the release's target."""
 
     url: str = Field(min_length=1)
+    targets: list[TargetName] = Field(default_factory=list, description="the targets it applies to; empty: all")
     counters: list[str] = Field(default_factory=lambda: ["active_uploads", "processing_jobs", "client_sessions"], min_length=1)
     timeout_seconds: float = Field(5.0, gt=0, le=60)
 

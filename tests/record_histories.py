@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from temporalio.client import WorkflowFailureError
@@ -24,6 +27,7 @@ from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FAILING, FakeWorld
 from tests.harness import REQUEST, Drive
+from tests.http_double import PlatformDouble
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
 
@@ -44,10 +48,20 @@ async def record(env: WorkflowEnvironment, name: str, request, world: FakeWorld,
     print(f"recorded {name}: {len(history.events)} events")
 
 
+GATES = {
+    "defaults": {
+        "approvals": {"production": {"users": ["alice", "bob"], "min_approvals": 2}},
+        "webhooks": [{"name": "team", "url_env": "RECORD_HOOK_URL"}],
+    }
+}
+
+
 async def main() -> None:
     async def approve_both(handle):
         await drive.approve(handle, "canary")
-        await drive.approve(handle, "production")
+        await drive.until(handle, lambda s: s.pending_approval == "production")
+        for approver in ("alice", "bob"):
+            await handle.execute_update(ReleaseWorkflow.submit_approval, {"stage": "production", "approver": approver})
 
     async def approve_canary(handle):
         await drive.approve(handle, "canary")
@@ -56,23 +70,44 @@ async def main() -> None:
         await drive.until(handle, lambda s: s.pending_approval == "canary")
         await handle.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "dave", "comment": "no"})
 
+    async def break_glass_then_clear_uploads(handle):
+        await drive.until(handle, lambda s: s.hold is not None and s.hold.gate == "window")
+        await handle.execute_update(ReleaseWorkflow.submit_break_glass, {"actor": "olivia", "reason": "hotfix"})
+        await drive.until(handle, lambda s: s.hold is not None and s.hold.gate == "live_activity")
+        platform.activity["active_uploads"] = 0
+
     async def nothing(handle):
         return None
 
-    scenarios = [
-        ("promoted", REQUEST, FakeWorld(), approve_both),
-        ("rolled_back", REQUEST, FakeWorld(canary_health=lambda weight: FAILING), approve_canary),
-        ("rejected", REQUEST, FakeWorld(), reject_canary),
-        ("invalid_request", {"version": "1"}, FakeWorld(), nothing),
-    ]
-    for name, request, world, drive_it in scenarios:
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter, test_server_existing_path=installed_binary("temporal-test-server")
-        )
-        async with env:
-            await register_search_attributes(env.client)
-            drive = Drive(env)
-            await record(env, name, request, world, drive_it)
+    with PlatformDouble() as platform, tempfile.TemporaryDirectory() as scratch:
+        gates_file = Path(scratch) / "gates.json"
+        os.environ.update(PIPELINE_GATES_FILE=str(gates_file), RECORD_HOOK_URL=platform.hook_url("team"))
+        now = datetime.now(timezone.utc)  # the test server starts its clock at the real time
+        held = {
+            "defaults": {
+                "break_glass": {"users": ["olivia"]},
+                "calendar": {"freezes": [{"reason": "recording freeze", "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=2)).isoformat()}]},
+                "live_activity": {"url": f"{platform.url}/activity"},
+            }
+        }
+        scenarios = [
+            ("promoted", GATES, REQUEST, FakeWorld(), approve_both),
+            ("rolled_back", GATES, REQUEST, FakeWorld(canary_health=lambda weight: FAILING), approve_canary),
+            ("rejected", GATES, REQUEST, FakeWorld(), reject_canary),
+            ("expired", GATES, {**REQUEST, "policy": {"approval_timeout_seconds": 600}}, FakeWorld(), nothing),
+            ("held_then_promoted", held, {**REQUEST, "policy": {"required_approvals": []}}, FakeWorld(), break_glass_then_clear_uploads),
+            ("invalid_request", GATES, {"version": "1"}, FakeWorld(), nothing),
+        ]
+        for name, gates, request, world, drive_it in scenarios:
+            gates_file.write_text(json.dumps(gates))
+            platform.activity["active_uploads"] = 2
+            env = await WorkflowEnvironment.start_time_skipping(
+                data_converter=pydantic_data_converter, test_server_existing_path=installed_binary("temporal-test-server")
+            )
+            async with env:
+                await register_search_attributes(env.client)
+                drive = Drive(env)
+                await record(env, name, request, world, drive_it)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pipeline import cli, search_attributes
@@ -18,6 +19,10 @@ from pipeline.decisions.validation import InvalidRequest
 from pipeline.models import (
     Analysis,
     ApprovalDecision,
+    ApprovalReceipt,
+    BreakGlass,
+    BreakGlassRecord,
+    GateHold,
     KillSwitch,
     Metric,
     MetricCheck,
@@ -71,9 +76,28 @@ def test_status_shows_phase_traffic_and_how_to_approve_the_pending_stage():
     assert "releasectl approve release-gallery-2.0.0-abc123 --stage production --approver NAME" in text
 
 
+def test_status_shows_the_deadline_the_approvers_a_hold_and_break_glass():
+    gates = {"approvals": {"production": {"anyone": False, "approvers": ["alice", "bob"], "min_approvals": 2}}, "source": "g.json"}
+    text = cli.render_status(
+        status(
+            pending_approval=Stage.PRODUCTION,
+            approval_deadline="2026-07-07T10:00:00+00:00",
+            gates=gates,
+            hold=GateHold(gate="window", change="route 25% to 2.0.0", reason="frozen: wedding season weekend", until="2026-07-07T10:00:00+00:00"),
+            break_glass={"actor": "olivia", "reason": "INC-42", "at": "2026-07-04T12:00:00+00:00"},
+            notification_failures=["slack: HTTP 500"],
+        )
+    )
+    assert "waiting   for production approval by 2026-07-07T10:00:00+00:00" in text
+    assert "approvers 2 of alice, bob" in text
+    assert "held      route 25% to 2.0.0: frozen: wedding season weekend until 2026-07-07T10:00:00+00:00" in text
+    assert "BREAK-GLASS by olivia: INC-42" in text
+    assert "notify    1 failed, last: slack: HTTP 500" in text
+
+
 def test_quiet_status_leaves_out_what_does_not_apply():
     text = cli.render_status(status())
-    for absent in ("waiting", "paused", "outcome", "analysis", "timeline", "approved"):
+    for absent in ("waiting", "paused", "outcome", "analysis", "timeline", "approved", "held", "BREAK-GLASS", "notify"):
         assert absent not in text
 
 
@@ -244,6 +268,12 @@ class FakeHandle:
     async def signal(self, name: str, payload: Any) -> None:
         self.client.signals.append((self.id, name, payload))
 
+    async def execute_update(self, name: str, payload: Any, result_type: type) -> Any:
+        self.client.updates.append((self.id, name, payload))
+        if self.client.error is not None:
+            raise self.client.error
+        return self.client.answers.pop(0)
+
     async def query(self, name: str, **_: Any) -> ReleaseStatus:
         if self.client.error is not None:
             raise self.client.error
@@ -260,6 +290,8 @@ class FakeHandle:
 class FakeClient:
     def __init__(self) -> None:
         self.signals: list[tuple[str, str, Any]] = []
+        self.updates: list[tuple[str, str, Any]] = []
+        self.answers: list[Any] = []
         self.started: list[tuple[str, Any, str]] = []
         self.statuses: list[ReleaseStatus] = []
         self.result: ReleaseResult | None = None
@@ -287,7 +319,6 @@ def client(monkeypatch) -> FakeClient:
 @pytest.mark.parametrize(
     ("argv", "signal", "payload"),
     [
-        (["approve", "r1", "--stage", "canary", "--approver", "alice"], "approve", ApprovalDecision(stage="canary", approver="alice")),
         (["reject", "r1", "--stage", "production", "--approver", "bob", "--comment", "no"], "reject",
          ApprovalDecision(stage="production", approver="bob", comment="no")),
         (["kill", "r1", "--reason", "errors", "--actor", "bob"], "kill_switch", KillSwitch(reason="errors", actor="bob")),
@@ -299,6 +330,27 @@ def test_each_steering_command_sends_its_signal_and_payload(client, capsys, argv
     assert cli.run_cli(argv) == 0
     assert client.signals == [("r1", signal, payload)]
     assert capsys.readouterr().out == f"sent {signal} to r1\n"
+
+
+def test_approve_goes_through_the_update_and_prints_the_workflow_answer(client, capsys):
+    client.answers = [ApprovalReceipt(stage=Stage.PRODUCTION, counted=True, approvals=1, required=2, message="production: 1 of 2 approvals")]
+    assert cli.run_cli(["approve", "r1", "--stage", "production", "--approver", "alice"]) == 0
+    assert client.updates == [("r1", "submit_approval", ApprovalDecision(stage="production", approver="alice"))]
+    assert capsys.readouterr().out == "production: 1 of 2 approvals\n"
+
+
+def test_a_refused_approval_is_one_line_naming_why(client, capsys):
+    refusal = ApplicationError("mallory may not approve production; allowed: alice, bob", type="ApprovalRefused")
+    client.error = WorkflowUpdateFailedError(refusal)
+    assert cli.run_cli(["approve", "r1", "--stage", "production", "--approver", "mallory"]) == cli.EXIT_ERROR
+    assert capsys.readouterr().err == "releasectl: submit_approval refused: mallory may not approve production; allowed: alice, bob\n"
+
+
+def test_break_glass_goes_through_its_update(client, capsys):
+    client.answers = [BreakGlassRecord(actor="olivia", reason="INC-42", at="2026-07-04T12:00:00+00:00")]
+    assert cli.run_cli(["break-glass", "r1", "--actor", "olivia", "--reason", "INC-42"]) == 0
+    assert client.updates == [("r1", "submit_break_glass", BreakGlass(actor="olivia", reason="INC-42"))]
+    assert capsys.readouterr().out == "submit_break_glass accepted by r1\n"
 
 
 def test_start_sends_the_validated_request_and_prints_only_the_id(client, capsys):

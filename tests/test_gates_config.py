@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -60,6 +63,7 @@ def test_without_a_file_the_built_in_gates_read_the_sample_service_live_activity
     config, source = load_gates_config({})
     assert source == BUILT_IN_SOURCE
     assert config.for_service("gallery").live_activity.url == "{stable}/platform/activity"
+    assert config.for_service("gallery").live_activity.targets == ["local"]
     assert config.for_service("other").live_activity is None
 
 
@@ -100,3 +104,15 @@ def test_break_glass_needs_a_named_person():
     assert approvals.break_glass_refusal("olivia", ["olivia"]) is None
     assert approvals.break_glass_refusal("mallory", ["olivia"]) == "mallory may not break glass; allowed: olivia"
     assert "no one may break glass" in approvals.break_glass_refusal("olivia", [])
+
+
+def test_a_worker_with_a_broken_gates_file_refuses_to_start(tmp_path):
+    path = tmp_path / "gates.json"
+    path.write_text(json.dumps({"defaults": {"approvals": {"canary": {"groups": ["qa"]}}}}))
+    worker = subprocess.run(
+        [sys.executable, "-m", "workers.main"],
+        env={**os.environ, "PIPELINE_GATES_FILE": str(path), "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert worker.returncode == 2
+    assert "defaults names unknown groups: qa" in worker.stderr

@@ -175,7 +175,7 @@ async def test_release_started_on_a_july_saturday_waits_for_the_next_window(driv
 async def test_outside_the_calendar_a_fail_policy_stops_before_production_changes(world: FakeWorld, start, gates):
     gates({"defaults": {"calendar": {"freezes": [{"reason": "year-end freeze", "months": list(range(1, 13))}]}}})
     result = await (await start(request(outside_window="fail", **NO_APPROVALS))).result()
-    assert result.outcome is Outcome.FAILED and "year-end freeze" in result.reason and "no window within a year" in result.reason
+    assert result.outcome is Outcome.FAILED and "year-end freeze" in result.reason and "does not open within 366 days" in result.reason
     assert world.weights == [0]
 
 

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 import activities
 import workflows
+from pipeline.gates import BUILT_IN_SOURCE, GatesConfigError, load_gates_config
 from pipeline.logging import configure_logging
 from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes
 
@@ -33,7 +34,17 @@ def build_worker(client: Client, task_queue: str) -> Worker:
     )
 
 
+def check_gates() -> None:
+    """A broken gates file stops the worker at start, not a release at its first gate."""
+    config, source = load_gates_config()
+    if source == BUILT_IN_SOURCE:
+        log.warning("no PIPELINE_GATES_FILE: anyone may approve and production may change at any time")
+    else:
+        log.info("gates", source=source, services=sorted(config.services), groups=sorted(config.groups))
+
+
 async def run(settings: TemporalSettings) -> None:
+    check_gates()
     client = await connect(settings)
     try:
         added = await ensure_search_attributes(client)
@@ -54,7 +65,11 @@ async def run(settings: TemporalSettings) -> None:
 
 def main() -> None:
     configure_logging()
-    asyncio.run(run(TemporalSettings.from_env()))
+    try:
+        asyncio.run(run(TemporalSettings.from_env()))
+    except GatesConfigError as error:
+        log.error("worker not started", error=str(error))
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -559,9 +559,9 @@ class ReleaseWorkflow:
         )
         if verdict.open:
             return True
-        opens = f"next window {_iso(verdict.opens_at)}" if verdict.opens_at else "no window within a year"
         if self._request.policy.outside_window is OutsideWindow.FAIL or verdict.opens_at is None:
-            raise ReleaseStopped(Outcome.FAILED, f"{change} not allowed now: {verdict.reason}; {opens}")
+            opens = f"; next window {_iso(verdict.opens_at)}" if verdict.opens_at else ""
+            raise ReleaseStopped(Outcome.FAILED, f"{change} not allowed now: {verdict.reason}{opens}")
         self._hold_for(GateHold(gate="window", change=change, reason=verdict.reason, until=_iso(verdict.opens_at)))
         await self._hold(lambda: self._status.break_glass is not None, verdict.opens_at)
         return False
