@@ -1,26 +1,35 @@
 """The demo: the whole pipeline on this machine, three real releases, nothing faked.
 
-  1. gallery 1.0.0, the first release: staging suites, then installed as stable;
-  2. gallery 1.1.0, a good release: staging, canary approved by alice, production
-     approved by bob, traffic shifted 25 -> 50 -> 75 -> 100 under analysis, promoted;
+  1. gallery 1.0.0, the first release: staging suites, then installed as stable
+     once two release managers (bob and carol) approve production;
+  2. gallery 1.1.0, a good release: photographers are uploading when its canary
+     would start, so it holds until the uploads finish; canary approved by alice,
+     production by bob and carol, traffic shifted 25 -> 50 -> 75 -> 100 under
+     analysis, promoted;
   3. gallery 1.2.0, a bad release (30% of its responses fail): its canary breaches
      the error-rate threshold and the pipeline rolls it back on its own.
 
-A load generator sends steady traffic through Traefik meanwhile; progress lines
-show the phase, the canary's share of traffic, the last analysis and which
-version actually served the requests. Everything stops when the demo ends.
+The worker runs with a gates file (the two-person rule for production, the sample
+service's live-activity endpoint, a webhook); the demo receives the webhook's
+notifications and prints them. A load generator sends steady traffic through
+Traefik meanwhile; progress lines show the phase, the canary's share of traffic,
+the last analysis and which version actually served the requests. Everything
+stops when the demo ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.client import WorkflowHandle
 
 from pipeline.devstack import Stack, local_stack
@@ -30,6 +39,7 @@ from pipeline.localenv import LocalEnvironment
 from pipeline.logging import configure_logging
 from pipeline.models import ReleaseResult, ReleaseStatus
 from pipeline.temporal import exit_process
+from pipeline.webhook_sink import WebhookSink
 from workflows.release import ReleaseWorkflow
 
 SERVICE = "gallery"
@@ -41,53 +51,81 @@ DEMO_POLICY = {
     "step_interval_seconds": 6,
     "retire_delay_seconds": 2,
 }
+DEMO_GATES = {
+    "groups": {"release-managers": ["bob", "carol"]},
+    "defaults": {
+        "approvals": {"production": {"groups": ["release-managers"], "min_approvals": 2}},
+        "webhooks": [{"name": "demo", "format": "json", "url_env": "DEMO_WEBHOOK_URL", "events": ["approval_needed", "held", "rollback", "finished"]}],
+    },
+    "services": {SERVICE: {"live_activity": {"url": "{stable}/platform/activity", "targets": ["local"]}}},
+}
+APPROVERS = {"canary": ["alice"], "production": ["bob", "carol"]}
+UPLOADS_LAST_SECONDS = 4
+
+
+@dataclass
+class DemoRelease:
+    version: str
+    story: str
+    env: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    uploads_in_progress: int = 0
+
+
 RELEASES = [
-    ("1.0.0", "first release: installed as stable after staging", {}, {}),
-    ("1.1.0", "good release: canary, then a progressive shift", {}, {}),
-    (
+    DemoRelease("1.0.0", "first release: installed as stable after staging and two approvals"),
+    DemoRelease("1.1.0", "good release: held while photographers upload, then canary and progressive shift", uploads_in_progress=3),
+    DemoRelease(
         "1.2.0",
         "bad release: 30% of its responses fail; its unit suite cannot see it, production traffic can",
-        {"GALLERY_ERROR_RATE": "0.3"},
-        {"test_suites": ["unit"]},
+        env={"GALLERY_ERROR_RATE": "0.3"},
+        policy={"test_suites": ["unit"]},
     ),
 ]
-APPROVERS = {"canary": "alice", "production": "bob"}
 
 
 def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
 
 
-async def run_release(stack: Stack, load: LoadGenerator, version: str, story: str, env: dict, policy: dict) -> ReleaseResult:
-    say(f"=== {SERVICE} {version}: {story}")
+async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -> ReleaseResult:
+    say(f"=== {SERVICE} {release.version}: {release.story}")
+    if release.uploads_in_progress:
+        await set_uploads(stack, release.uploads_in_progress)
+        say(f"photographers start {release.uploads_in_progress} uploads on the stable gallery")
     request: dict[str, Any] = {
         "service": SERVICE,
-        "version": version,
+        "version": release.version,
         "target": "local",
-        "env": env,
-        "policy": {**DEMO_POLICY, **policy},
+        "env": release.env,
+        "policy": {**DEMO_POLICY, "live_activity_recheck_seconds": 2, **release.policy},
         "author": "demo",
     }
     handle = await stack.client.start_workflow(
-        ReleaseWorkflow.run, request, id=f"release-{SERVICE}-{version}-{uuid.uuid4().hex[:6]}", task_queue=stack.task_queue
+        ReleaseWorkflow.run, request, id=f"release-{SERVICE}-{release.version}-{uuid.uuid4().hex[:6]}", task_queue=stack.task_queue
     )
     say(f"started workflow {handle.id}")
-    result = await follow(handle, load)
-    say(f"=== {SERVICE} {version}: {result.outcome.value.upper()}: {result.reason}")
+    result = await follow(stack, handle, load)
+    say(f"=== {SERVICE} {release.version}: {result.outcome.value.upper()}: {result.reason}")
     return result
 
 
-async def follow(handle: WorkflowHandle, load: LoadGenerator) -> ReleaseResult:
-    """Print each change of status, approve each pending stage as its named approver,
-    and return the result."""
-    last_line, approved = "", set()
+async def follow(stack: Stack, handle: WorkflowHandle, load: LoadGenerator) -> ReleaseResult:
+    """Print each change of status, approve each pending stage as its named approvers
+    (through the submit_approval update, which answers), let held uploads finish a
+    few seconds later, and return the result."""
+    last_line, approved, uploads_end = "", set(), None
     while True:
         status: ReleaseStatus = await handle.query(ReleaseWorkflow.status)
         if status.pending_approval and status.pending_approval not in approved:
-            approver = APPROVERS[status.pending_approval.value]
-            say(f"{approver} approves the {status.pending_approval.value} stage")
-            await handle.signal(ReleaseWorkflow.approve, {"stage": status.pending_approval.value, "approver": approver, "comment": "demo"})
+            await approve(handle, status.pending_approval.value)
             approved.add(status.pending_approval)
+        if status.hold and status.hold.gate == "live_activity" and uploads_end is None:
+            uploads_end = time.monotonic() + UPLOADS_LAST_SECONDS
+        if uploads_end is not None and time.monotonic() >= uploads_end:
+            await set_uploads(stack, 0)
+            say("the uploads finish")
+            uploads_end = float("inf")
         line = progress_line(status, load)
         if line != last_line:
             say(line)
@@ -95,6 +133,25 @@ async def follow(handle: WorkflowHandle, load: LoadGenerator) -> ReleaseResult:
         if status.outcome is not None:
             return await handle.result()
         await asyncio.sleep(1)
+
+
+async def approve(handle: WorkflowHandle, stage: str) -> None:
+    for approver in APPROVERS[stage]:
+        receipt = await handle.execute_update(
+            ReleaseWorkflow.submit_approval, {"stage": stage, "approver": approver, "comment": "demo"}
+        )
+        say(f"{approver} approves the {stage} stage: {receipt.message}")
+
+
+async def set_uploads(stack: Stack, count: int) -> None:
+    """The sample gallery's live-activity counters, on its stable version via Traefik."""
+    async with httpx.AsyncClient(base_url=stack.local.http_url, timeout=5) as client:
+        response = await client.post("/platform/activity", json={"active_uploads": count}, headers={"Host": f"{SERVICE}.localhost"})
+    response.raise_for_status()
+
+
+def print_notification(notification: dict[str, Any]) -> None:
+    say(f"webhook <- {notification['event']}: {notification['message']}")
 
 
 def progress_line(status: ReleaseStatus, load: LoadGenerator) -> str:
@@ -113,14 +170,25 @@ async def main_async(args: argparse.Namespace) -> int:
     local = LocalEnvironment(Path(args.state_dir).resolve(), http_port=args.http_port, admin_port=args.admin_port)
     say("starting: Temporal dev server, worker, Traefik (first start may take a few seconds)")
     prometheus_port = args.prometheus_port if find_prometheus() else None  # then policies may name "prometheus"
-    async with local_stack(local, ui_port=args.ui_port, temporal_port=args.temporal_port, prometheus_port=prometheus_port) as stack:
+    gates_file = local.state_dir / "gates.json"
+    gates_file.parent.mkdir(parents=True, exist_ok=True)
+    gates_file.write_text(json.dumps(DEMO_GATES, indent=1))
+    with WebhookSink(print_notification) as sink:
+        worker_env = {"PIPELINE_GATES_FILE": str(gates_file), "DEMO_WEBHOOK_URL": sink.url}
+        return await run_demo(args, local, prometheus_port, worker_env)
+
+
+async def run_demo(args: argparse.Namespace, local: LocalEnvironment, prometheus_port: int | None, worker_env: dict[str, str]) -> int:
+    stack_ports = {"ui_port": args.ui_port, "temporal_port": args.temporal_port, "prometheus_port": prometheus_port}
+    async with local_stack(local, worker_env=worker_env, **stack_ports) as stack:
         if stack.prometheus:
             say(f"Prometheus:    {stack.prometheus.url} (scraping Traefik every second)")
         say(f"Temporal UI:   http://localhost:{args.ui_port}/namespaces/default/workflows")
         say(f"Gallery:       curl -H 'Host: {SERVICE}.localhost' {local.http_url}/   (Traefik, port {local.http_port})")
         say(f"Worker log:    {local.logs_dir / 'worker.log'}")
+        say(f"Gates:         {worker_env['PIPELINE_GATES_FILE']} (production needs 2 of bob, carol)")
         async with LoadGenerator(local.http_url, SERVICE, rate_per_second=30, segment_every=20) as load:
-            results = [await run_release(stack, load, *release) for release in RELEASES]
+            results = [await run_release(stack, load, release) for release in RELEASES]
             say("summary: " + ", ".join(f"{r.version} {r.outcome.value}" for r in results))
             if args.hold:
                 say("holding the stack (load keeps flowing) for exploration; Ctrl-C to stop everything")

@@ -343,8 +343,8 @@ class ReleaseWorkflow:
         if not approvals.stage_required(gates, self._request.policy.required_approvals, stage):
             return
         gate = approvals.stage_gate(gates, stage)
-        who = "anyone" if gate.anyone else ", ".join(gate.approvers)
-        self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval ({gate.min_approvals} of {who})")
+        who = "any approver" if gate.anyone else f"{gate.min_approvals} of {', '.join(gate.approvers)}"
+        self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval ({who})")
         self._status.pending_approval = stage
         deadline = None
         if gates is not None:
@@ -352,7 +352,7 @@ class ReleaseWorkflow:
             self._status.approval_deadline = _iso(deadline)
             self._notify(
                 NotificationEvent.APPROVAL_NEEDED,
-                f"{stage.value} approval needed by {_iso(deadline)}: {gate.min_approvals} of {who}",
+                f"{stage.value} approval needed by {_iso(deadline)}: {who}",
                 stage=stage,
                 approvers=gate.approvers,
                 deadline=_iso(deadline),
