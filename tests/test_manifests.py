@@ -4,12 +4,14 @@ and RBAC that grants exactly the verbs the target uses."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from pipeline.models import GatesConfig
 from pipeline.routers.gateway_api import GatewayApiRouter
 from pipeline.routers.istio import IstioRouter
 from pipeline.targets.kubernetes import CLUSTER_ACCESS, PRODUCTION_ACCESS, STAGING_ACCESS
@@ -117,5 +119,18 @@ def test_worker_runs_as_its_account_in_the_granted_namespaces():
     assert all(s == [{"kind": "ServiceAccount", "name": "release-worker", "namespace": "release-pipeline"}] for s in subjects)
     pod = find("Deployment", "release-worker", "release-pipeline")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "release-worker"
-    env = {entry["name"]: entry["value"] for entry in pod["containers"][0]["env"]}
+    env = {entry["name"]: entry.get("value") for entry in pod["containers"][0]["env"]}
     assert (env["PIPELINE_K8S_NAMESPACE"], env["PIPELINE_K8S_STAGING_NAMESPACE"]) == ("photos", "photos-staging")
+
+
+def test_worker_reads_a_valid_gates_file_and_webhook_urls_from_a_secret():
+    gates = GatesConfig.model_validate(json.loads(find("ConfigMap", "release-gates", "release-pipeline")["data"]["gates.json"]))
+    pod = find("Deployment", "release-worker", "release-pipeline")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {entry["name"]: entry for entry in container["env"]}
+    mount = container["volumeMounts"][0]
+    assert env["PIPELINE_GATES_FILE"]["value"] == f"{mount['mountPath']}/gates.json"
+    assert {"name": mount["name"], "configMap": {"name": "release-gates"}} in pod["volumes"]
+    for webhook in gates.defaults.webhooks:
+        assert "secretKeyRef" in env[webhook.url_env]["valueFrom"]
+    assert gates.defaults.approvals["production"].min_approvals == 2
