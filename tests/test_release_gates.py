@@ -179,6 +179,22 @@ async def test_outside_the_calendar_a_fail_policy_stops_before_production_change
     assert world.weights == [0]
 
 
+async def test_a_gates_file_broken_mid_release_holds_production_until_it_is_fixed(drive: Drive, world: FakeWorld, start, gates, tmp_path):
+    gates({})
+    handle = await start(request(**NO_APPROVALS))
+    await drive.until(handle, lambda s: s.canary_weight == 25)
+    (tmp_path / "gates.json").write_text("{not json")
+
+    held = await drive.until(handle, lambda s: s.hold is not None)
+    weights_while_broken = list(world.weights)
+    gates({})
+    result = await handle.result()
+
+    assert held.hold.gate == "window" and held.hold.reason.startswith("calendar unreadable") and "cannot read the gates file" in held.hold.reason
+    assert weights_while_broken == [10, 25]
+    assert result.outcome is Outcome.PROMOTED and world.weights == [10, 25, 50, 75, 100]
+
+
 async def test_break_glass_lets_an_urgent_fix_through_a_freeze(drive: Drive, world: FakeWorld, start, gates, time_skipping_env):
     now = await time_skipping_env.get_current_time()
     freeze = {"reason": "incident freeze", "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(days=14)).isoformat()}

@@ -554,9 +554,16 @@ class ReleaseWorkflow:
         window opens (or glass is broken) and return False so that the caller re-checks."""
         if self._status.break_glass is not None:
             return True
-        verdict = await self._read(
-            check_calendar, CalendarRequest(ref=self._ref(), at=workflow.now()), "check the deployment calendar"
-        )
+        try:
+            verdict = await self._interruptible(
+                check_calendar, CalendarRequest(ref=self._ref(), at=workflow.now()), "check the deployment calendar", timedelta(seconds=30)
+            )
+        except ActivityError as error:
+            # A gates file broken mid-edit must not roll back every release at a gate: hold and re-read.
+            retry_at = workflow.now() + timedelta(seconds=self._request.policy.live_activity_recheck_seconds)
+            self._hold_for(GateHold(gate="window", change=change, reason=f"calendar unreadable: {_cause(error)}", until=_iso(retry_at)))
+            await self._hold(lambda: self._status.break_glass is not None, retry_at)
+            return False
         if verdict.open:
             return True
         if self._request.policy.outside_window is OutsideWindow.FAIL or verdict.opens_at is None:
