@@ -256,6 +256,12 @@ class ReleasePolicy(Strict):
         86_400, ge=1, le=30 * 86_400, description="how long an approval may take before the release expires"
     )
     outside_window: OutsideWindow = OutsideWindow.WAIT
+    max_canary_hold_seconds: int = Field(
+        86_400,
+        ge=60,
+        le=7 * 86_400,
+        description="longest calendar wait while a canary takes traffic; a later window rolls back instead",
+    )
     live_activity_wait_seconds: int = Field(
         1800, ge=0, le=7 * 86_400, description="how long a production change waits for live activity to clear"
     )

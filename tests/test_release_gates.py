@@ -195,6 +195,20 @@ async def test_a_gates_file_broken_mid_release_holds_production_until_it_is_fixe
     assert result.outcome is Outcome.PROMOTED and world.weights == [10, 25, 50, 75, 100]
 
 
+async def test_a_live_canary_is_rolled_back_rather_than_held_for_days(drive: Drive, world: FakeWorld, start, gates, time_skipping_env):
+    gates({})
+    handle = await start(request(**NO_APPROVALS))
+    await drive.until(handle, lambda s: s.canary_weight == 25)
+    now = await time_skipping_env.get_current_time()
+    gates({"defaults": {"calendar": {"freezes": [
+        {"reason": "holidays", "start": now.isoformat(), "end": (now + timedelta(days=10)).isoformat()}
+    ]}}})
+    result = await handle.result()
+
+    assert result.outcome is Outcome.FAILED and "more than a live canary may be held (24 h)" in result.reason
+    assert world.weights == [10, 25, 0]
+
+
 async def test_break_glass_lets_an_urgent_fix_through_a_freeze(drive: Drive, world: FakeWorld, start, gates, time_skipping_env):
     now = await time_skipping_env.get_current_time()
     freeze = {"reason": "incident freeze", "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(days=14)).isoformat()}

@@ -566,9 +566,19 @@ class ReleaseWorkflow:
             return False
         if verdict.open:
             return True
-        if self._request.policy.outside_window is OutsideWindow.FAIL or verdict.opens_at is None:
+        policy = self._request.policy
+        if policy.outside_window is OutsideWindow.FAIL or verdict.opens_at is None:
             opens = f"; next window {_iso(verdict.opens_at)}" if verdict.opens_at else ""
             raise ReleaseStopped(Outcome.FAILED, f"{change} not allowed now: {verdict.reason}{opens}")
+        wait = (verdict.opens_at - workflow.now()).total_seconds()
+        if Slot.CANARY in self._touched and wait > policy.max_canary_hold_seconds:
+            # A canary half-rolled for days, analysed every interval, is neither safe nor
+            # within a workflow history's size: take it back and release again in the window.
+            raise ReleaseStopped(
+                Outcome.FAILED,
+                f"{change} not allowed now: {verdict.reason}; the next window ({_iso(verdict.opens_at)}) is "
+                f"{wait / 3600:.1f} h away, more than a live canary may be held ({policy.max_canary_hold_seconds / 3600:g} h)",
+            )
         self._hold_for(GateHold(gate="window", change=change, reason=verdict.reason, until=_iso(verdict.opens_at)))
         await self._hold(lambda: self._status.break_glass is not None, verdict.opens_at)
         return False
