@@ -560,8 +560,8 @@ class ReleaseWorkflow:
             )
         except ActivityError as error:
             # A gates file broken mid-edit must not roll back every release at a gate: hold and re-read.
+            self._hold_for(GateHold(gate="window", change=change, reason=f"calendar unreadable: {_cause(error)}"))
             retry_at = workflow.now() + timedelta(seconds=self._request.policy.live_activity_recheck_seconds)
-            self._hold_for(GateHold(gate="window", change=change, reason=f"calendar unreadable: {_cause(error)}", until=_iso(retry_at)))
             await self._hold(lambda: self._status.break_glass is not None, retry_at)
             return False
         if verdict.open:
