@@ -113,6 +113,11 @@ class OnInconclusive(StrEnum):
 
 
 MetricsProviderName = Literal["traefik", "prometheus"]
+DEFAULT_METRICS_PROVIDER: dict[str, MetricsProviderName] = {"local": "traefik", "kubernetes": "prometheus"}
+"""The provider a release reads when its policy names none, per target."""
+PROVIDER_TARGETS: dict[MetricsProviderName, set[str]] = {"traefik": {"local"}, "prometheus": {"local", "kubernetes"}}
+SAMPLING_PROVIDERS = {"prometheus"}
+"""Providers that return raw samples, which the baseline comparison tests."""
 QueryName = Metric | Literal["requests"]
 """A PromQL template's name: a metric, or `requests` (the count `min_requests` checks)."""
 
@@ -321,6 +326,20 @@ class ReleaseRequest(Strict):
     policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
     author: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _metrics_provider_fits(self) -> ReleaseRequest:
+        """Caught here, a provider that cannot serve the release fails it before staging,
+        not at its first analysis (or, for a baseline, as endless inconclusive checks)."""
+        provider = self.policy.metrics_provider or DEFAULT_METRICS_PROVIDER[self.target]
+        if self.target not in PROVIDER_TARGETS[provider]:
+            raise ValueError(f"policy.metrics_provider {provider!r} cannot read the {self.target} target")
+        if self.policy.baseline is not None and provider not in SAMPLING_PROVIDERS:
+            raise ValueError(
+                f"policy.baseline needs raw samples, which the {provider} provider does not give; "
+                'set policy.metrics_provider to "prometheus"'
+            )
+        return self
 
     @field_validator("env")
     @classmethod

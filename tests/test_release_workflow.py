@@ -154,6 +154,8 @@ async def test_cancel_rolls_back_before_the_release_ends(drive: Drive, world: Fa
         ({**REQUEST, "policy": {"steps": [25, 50]}}, ["policy.steps: must end at 100"]),
         ({**REQUEST, "policy": {"canary_weight": 0, "thresold": {}}}, ["policy.canary_weight", "policy.thresold"]),
         ({**REQUEST, "target": "mars"}, ["target:"]),
+        ({**REQUEST, "target": "kubernetes", "policy": {"metrics_provider": "traefik"}}, ["'traefik' cannot read the kubernetes target"]),
+        ({**REQUEST, "policy": {"baseline": {}}}, ["policy.baseline needs raw samples, which the traefik provider does not give"]),
         ({**REQUEST, "env": {"DB_PASSWORD": "hunter2"}}, ["env: Value error, DB_PASSWORD looks like a secret"]),
         (["gallery", "2.0.0"], ["input: expected one JSON object, got list"]),
     ],
@@ -259,7 +261,7 @@ async def test_baseline_comparison_rolls_back_a_canary_worse_than_stable(drive: 
     latencies = [100.0 + i for i in range(20)]
     world.stable_health = HEALTHY.model_copy(update={"samples": {Metric.P95_LATENCY_MS: latencies}})
     world.canary_health = lambda weight: HEALTHY.model_copy(update={"samples": {Metric.P95_LATENCY_MS: [v * 3 for v in latencies]}})
-    policy = {"baseline": {"metrics": {"p95_latency_ms": {"allowed_effect": 0.2, "critical": True}}}}
+    policy = {"metrics_provider": "prometheus", "baseline": {"metrics": {"p95_latency_ms": {"allowed_effect": 0.2, "critical": True}}}}
     handle = await start({**REQUEST, "policy": policy})
     result = await result_with(handle, lambda: drive.approve(handle, "canary"))
     assert result.outcome is Outcome.ROLLED_BACK and result.breach.metric is Metric.P95_LATENCY_MS

@@ -9,14 +9,12 @@ from __future__ import annotations
 from functools import cache
 
 from pipeline.metrics.base import MetricsProvider
-from pipeline.models import ObserveRequest
+from pipeline.models import DEFAULT_METRICS_PROVIDER, ObserveRequest
 from pipeline.targets.base import PermanentTargetError
-
-DEFAULT_PROVIDER = {"local": "traefik", "kubernetes": "prometheus"}
 
 
 def provider_for(request: ObserveRequest) -> MetricsProvider:
-    name = request.provider or DEFAULT_PROVIDER.get(request.ref.target)
+    name = request.provider or DEFAULT_METRICS_PROVIDER.get(request.ref.target)
     if name == "prometheus":
         from pipeline.metrics.prometheus import MetricsQuery, PrometheusMetrics
 
