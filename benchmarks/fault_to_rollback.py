@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from benchmarks.release_speed import served_by_canary
+from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, served_by_canary
 from pipeline.devstack import Stack, local_stack
 from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment
 from pipeline.localprometheus import find_prometheus
 from pipeline.logging import configure_logging
 from pipeline.temporal import exit_process
@@ -34,9 +30,8 @@ from workflows.release import ReleaseWorkflow
 
 def policy(provider: str, interval: int) -> dict:
     return {
+        **QUICK,
         "metrics_provider": provider,
-        "required_approvals": [],
-        "test_suites": ["unit"],
         "analysis_interval_seconds": interval,
         "canary_duration_seconds": 600,
         "min_requests": 5,
@@ -44,7 +39,7 @@ def policy(provider: str, interval: int) -> dict:
 
 
 async def one_run(stack: Stack, http: httpx.AsyncClient, version: str, release_policy: dict) -> float:
-    request = {"service": "gallery", "version": version, "env": {"GALLERY_ERROR_RATE": "0.5"}, "policy": release_policy}
+    request = {"service": SERVICE, "version": version, "env": {"GALLERY_ERROR_RATE": "0.5"}, "policy": release_policy}
     handle = await stack.client.start_workflow(ReleaseWorkflow.run, request, id=f"bench-{version}", task_queue=stack.task_queue)
     while (await handle.query(ReleaseWorkflow.status)).canary_weight == 0:
         await asyncio.sleep(0.02)
@@ -58,24 +53,20 @@ async def one_run(stack: Stack, http: httpx.AsyncClient, version: str, release_p
 
 
 async def main(runs: int, interval: int) -> None:
-    local = LocalEnvironment(Path(tempfile.mkdtemp(prefix="bench-")), http_port=free_port(), admin_port=free_port())
+    local = bench_environment()
     provider = "prometheus" if find_prometheus() else "traefik"
     prometheus_port = free_port() if provider == "prometheus" else None
     timings = []
     async with (
         local_stack(local, prometheus_port=prometheus_port) as stack,
-        LoadGenerator(local.http_url, "gallery", rate_per_second=40, segment_every=10),
+        LoadGenerator(local.http_url, SERVICE, rate_per_second=40, segment_every=10),
         httpx.AsyncClient(base_url=local.http_url, timeout=2) as http,
     ):
-        installed = {"service": "gallery", "version": "1.0.0", "policy": {"required_approvals": [], "test_suites": ["unit"]}}
-        await (await stack.client.start_workflow(ReleaseWorkflow.run, installed, id="bench-1.0.0", task_queue=stack.task_queue)).result()
+        await install_first_release(stack)
         for run in range(runs):
             timings.append(await one_run(stack, http, f"2.0.{run}", policy(provider, interval)))
             print(f"run {run + 1}: {timings[-1]:.2f} s", flush=True)
-    print(
-        f"fault to all traffic on stable ({provider} metrics, {interval} s interval, {runs} runs): "
-        f"median {statistics.median(timings):.2f} s, max {max(timings):.2f} s (target <= {interval + 2} s)"
-    )
+    report(f"fault to all traffic on stable ({provider} metrics, {interval} s interval)", timings, f"<= {interval + 2} s")
 
 
 if __name__ == "__main__":

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, served_by_canary
 from pipeline.devstack import installed_binary, local_stack
-from pipeline.localenv import LocalEnvironment
 from pipeline.logging import configure_logging
 from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FakeWorld
-from tests.test_local_target import free_port
 from tests.harness import REQUEST, Drive
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
@@ -56,17 +52,14 @@ async def full_default_rollout_seconds() -> float:
 
 
 async def kill_switch_seconds(runs: int) -> list[float]:
-    local = LocalEnvironment(Path(tempfile.mkdtemp(prefix="bench-")), http_port=free_port(), admin_port=free_port())
-    policy = {"required_approvals": [], "test_suites": ["unit"], "canary_duration_seconds": 3600, "analysis_interval_seconds": 60}
+    policy = {**QUICK, "canary_duration_seconds": 3600, "analysis_interval_seconds": 60}
     timings = []
+    local = bench_environment()
     async with local_stack(local) as stack, httpx.AsyncClient(base_url=local.http_url, timeout=2) as http:
-        async def start(version: str):
-            request = {"service": "gallery", "version": version, "policy": policy}
-            return await stack.client.start_workflow(ReleaseWorkflow.run, request, id=f"bench-{version}", task_queue=stack.task_queue)
-
-        await (await start("1.0.0")).result()
+        await install_first_release(stack)
         for run in range(runs):
-            handle = await start(f"2.0.{run}")
+            request = {"service": SERVICE, "version": f"2.0.{run}", "policy": policy}
+            handle = await stack.client.start_workflow(ReleaseWorkflow.run, request, id=f"bench-2.0.{run}", task_queue=stack.task_queue)
             while (await handle.query(ReleaseWorkflow.status)).canary_weight != 10:
                 await asyncio.sleep(0.05)
             began = time.perf_counter()
@@ -78,19 +71,10 @@ async def kill_switch_seconds(runs: int) -> list[float]:
     return timings
 
 
-async def served_by_canary(http: httpx.AsyncClient) -> bool:
-    response = await http.get("/api/photos", headers={"Host": "gallery.localhost", "X-User-Type": "beta-photographer"})
-    return response.headers.get("X-Served-Version", "").startswith("2.0.")
-
-
 async def main(runs: int) -> None:
     rollout = await full_default_rollout_seconds()
     print(f"full default rollout on the time-skipping server: {rollout:.2f} s wall (target < 5 s)")
-    kills = await kill_switch_seconds(runs)
-    print(
-        f"kill_switch to all traffic on stable at the router, {runs} runs: "
-        f"median {statistics.median(kills):.3f} s, max {max(kills):.3f} s (target < 2 s)"
-    )
+    report("kill_switch to all traffic on stable at the router", await kill_switch_seconds(runs), "< 2 s")
 
 
 if __name__ == "__main__":

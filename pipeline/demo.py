@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, local_stack
+from pipeline.devstack import Stack, local_stack, set_live_activity
 from pipeline.localprometheus import find_prometheus
 from pipeline.loadgen import LoadGenerator
 from pipeline.localenv import LocalEnvironment
@@ -91,7 +90,7 @@ def say(message: str) -> None:
 async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -> ReleaseResult:
     say(f"=== {SERVICE} {release.version}: {release.story}")
     if release.uploads_in_progress:
-        await set_uploads(stack, release.uploads_in_progress)
+        await set_live_activity(stack, SERVICE, active_uploads=release.uploads_in_progress)
         say(f"photographers start {release.uploads_in_progress} uploads on the stable gallery")
     request: dict[str, Any] = {
         "service": SERVICE,
@@ -123,7 +122,7 @@ async def follow(stack: Stack, handle: WorkflowHandle, load: LoadGenerator) -> R
         if status.hold and status.hold.gate == "live_activity" and uploads_end is None:
             uploads_end = time.monotonic() + UPLOADS_LAST_SECONDS
         if uploads_end is not None and time.monotonic() >= uploads_end:
-            await set_uploads(stack, 0)
+            await set_live_activity(stack, SERVICE, active_uploads=0)
             say("the uploads finish")
             uploads_end = float("inf")
         line = progress_line(status, load)
@@ -141,13 +140,6 @@ async def approve(handle: WorkflowHandle, stage: str) -> None:
             ReleaseWorkflow.submit_approval, {"stage": stage, "approver": approver, "comment": "demo"}
         )
         say(f"{approver} approves the {stage} stage: {receipt.message}")
-
-
-async def set_uploads(stack: Stack, count: int) -> None:
-    """The sample gallery's live-activity counters, on its stable version via Traefik."""
-    async with httpx.AsyncClient(base_url=stack.local.http_url, timeout=5) as client:
-        response = await client.post("/platform/activity", json={"active_uploads": count}, headers={"Host": f"{SERVICE}.localhost"})
-    response.raise_for_status()
 
 
 def print_notification(notification: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -138,3 +139,12 @@ async def local_stack(
             await prometheus.stop()
         await local.stop_all()
         await temporal.shutdown()
+
+
+async def set_live_activity(stack: Stack, service: str, **counts: int) -> dict[str, int]:
+    """Raise or clear the sample service's live-activity counts (uploads, processing
+    jobs, client sessions) on its stable version, through the router; the counts now."""
+    async with httpx.AsyncClient(base_url=stack.local.http_url, timeout=5) as client:
+        response = await client.post("/platform/activity", json=counts, headers={"Host": f"{service}.localhost"})
+    response.raise_for_status()
+    return response.json()

@@ -11,14 +11,12 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, installed_binary, local_stack
+from pipeline.devstack import Stack, installed_binary, local_stack, set_live_activity
 from pipeline.loadgen import LoadGenerator
 from pipeline.localenv import LocalEnvironment
 from pipeline.models import Outcome, ReleaseResult
@@ -127,14 +125,6 @@ async def checked_live_activity(handle: WorkflowHandle, times: int, within: floa
         await asyncio.sleep(0.2)
 
 
-async def set_live_activity(stack: Stack, **counts: int) -> dict[str, Any]:
-    """Raise or clear the stable gallery's live-activity counts through the router."""
-    async with httpx.AsyncClient(base_url=stack.local.http_url, timeout=5) as client:
-        response = await client.post("/platform/activity", json=counts, headers={"Host": f"{SERVICE}.localhost"})
-    response.raise_for_status()
-    return response.json()
-
-
 async def test_first_release_needs_two_approvers(stack: Stack, load: LoadGenerator, receiver: PlatformDouble):
     result = await approve_production(stack, await start(stack, "1.0.0"))
     assert result.outcome is Outcome.PROMOTED, result.reason
@@ -142,7 +132,7 @@ async def test_first_release_needs_two_approvers(stack: Stack, load: LoadGenerat
 
 
 async def test_active_uploads_hold_the_canary_until_they_finish(stack: Stack, load: LoadGenerator, receiver: PlatformDouble):
-    assert (await set_live_activity(stack, active_uploads=2, client_sessions=1))["active_uploads"] == 2
+    assert (await set_live_activity(stack, SERVICE, active_uploads=2, client_sessions=1))["active_uploads"] == 2
     handle = await start(stack, "2.0.0")
     held = await until(handle, lambda s: s.hold is not None)
     await checked_live_activity(handle, times=3)
@@ -150,7 +140,7 @@ async def test_active_uploads_hold_the_canary_until_they_finish(stack: Stack, lo
     assert held.hold.gate == "live_activity" and held.hold.reason == "2 active_uploads, 1 client_sessions"
     assert rechecked.hold == held.hold and rechecked.canary_weight == 0
 
-    await set_live_activity(stack, active_uploads=0, client_sessions=0)
+    await set_live_activity(stack, SERVICE, active_uploads=0, client_sessions=0)
     result = await approve_production(stack, handle)
     assert result.outcome is Outcome.PROMOTED, result.reason
 
