@@ -4,14 +4,19 @@ way of printing figures."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import statistics
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 
 from pipeline.devstack import Stack
 from pipeline.localenv import LocalEnvironment
+from pipeline.logging import configure_logging
+from pipeline.temporal import exit_process
 from tests.test_local_target import free_port
 from workflows.release import ReleaseWorkflow
 
@@ -40,3 +45,10 @@ def report(what: str, timings: list[float], target: str) -> None:
         f"{what}, {len(timings)} runs: median {statistics.median(timings):.3f} s, max {max(timings):.3f} s (target {target})",
         flush=True,
     )
+
+
+def run_benchmark(main: Callable[..., Awaitable[None]], parser: argparse.ArgumentParser) -> None:
+    """Run `main` with the parsed arguments as keywords, with only warnings logged, then exit."""
+    configure_logging(level="WARNING")
+    asyncio.run(main(**vars(parser.parse_args())))
+    exit_process(0)

@@ -18,12 +18,10 @@ import time
 
 import httpx
 
-from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, served_by_canary
+from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
 from pipeline.devstack import Stack, local_stack
 from pipeline.loadgen import LoadGenerator
 from pipeline.localprometheus import find_prometheus
-from pipeline.logging import configure_logging
-from pipeline.temporal import exit_process
 from tests.test_local_target import free_port
 from workflows.release import ReleaseWorkflow
 
@@ -73,7 +71,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--interval", type=int, default=5)
-    arguments = parser.parse_args()
-    configure_logging(level="WARNING")
-    asyncio.run(main(arguments.runs, arguments.interval))
-    exit_process(0)
+    run_benchmark(main, parser)

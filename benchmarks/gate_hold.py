@@ -17,10 +17,8 @@ import time
 
 import httpx
 
-from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, served_by_canary
+from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
 from pipeline.devstack import Stack, local_stack, set_live_activity
-from pipeline.logging import configure_logging
-from pipeline.temporal import exit_process
 from workflows.release import ReleaseWorkflow
 
 RECHECK_SECONDS = 1
@@ -56,6 +54,4 @@ async def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    configure_logging(level="WARNING")
-    asyncio.run(main(parser.parse_args().runs))
-    exit_process(0)
+    run_benchmark(main, parser)

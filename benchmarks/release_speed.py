@@ -22,10 +22,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, served_by_canary
+from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
 from pipeline.devstack import installed_binary, local_stack
-from pipeline.logging import configure_logging
-from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FakeWorld
 from tests.harness import REQUEST, Drive
@@ -80,6 +78,4 @@ async def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    configure_logging(level="WARNING")
-    asyncio.run(main(parser.parse_args().runs))
-    exit_process(0)
+    run_benchmark(main, parser)
