@@ -148,7 +148,7 @@ async def test_active_uploads_hold_the_canary_until_they_finish(stack: Stack, lo
     events = [body["event"] for body in release]
     assert events[0] == "phase" and events[-1] == "finished" and release[-1]["outcome"] == "promoted"
     [held_note] = [body for body in release if body["event"] == "held"]
-    assert held_note["message"] == "route 20% to 2.0.0 held by live activity: 2 active_uploads, 1 client_sessions"
+    assert held_note["message"] == "start canary 2.0.0 held by live activity: 2 active_uploads, 1 client_sessions"
     [needed] = [body for body in release if body["event"] == "approval_needed"]
     assert needed["stage"] == "production" and needed["approvers"] == ["alice", "bob"] and needed["deadline"]
     [chat] = [body for body in receiver.received("chat") if handle.id in json.dumps(body)]

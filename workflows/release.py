@@ -366,6 +366,7 @@ class ReleaseWorkflow:
         """V2: run the canary beside stable with a small share of traffic and watch it."""
         policy = self._request.policy
         self._enter(Phase.CANARY, f"starting canary {self._request.version}")
+        await self._gate_production_change(f"start canary {self._request.version}")
         await self._deploy(Slot.CANARY)
         await self._route(policy.canary_weight)
         await self._watch(policy.canary_duration_seconds)
@@ -374,6 +375,7 @@ class ReleaseWorkflow:
         """V1: move traffic through the policy's steps, each held and analysed."""
         self._enter(Phase.PROGRESSIVE_SHIFT, f"shifting traffic through {self._request.policy.steps}")
         for weight in self._request.policy.steps:
+            await self._gate_production_change(f"route {weight}% to {self._request.version}")
             await self._route(weight)
             await self._watch(self._request.policy.step_interval_seconds)
 
@@ -455,9 +457,8 @@ class ReleaseWorkflow:
         await self._read(wait_ready, deploy, f"wait until {slot.value} {self._request.version} is ready", timeout=timedelta(minutes=10))
 
     async def _route(self, weight: int) -> None:
-        """Send `weight` percent of traffic (and the canary segments) to the new version,
-        once the production gates allow it. A paused release holds its traffic where it is."""
-        await self._gate_production_change(f"route {weight}% to {self._request.version}")
+        """Send `weight` percent of traffic (and the canary segments) to the new version.
+        A paused release holds its traffic where it is."""
         await self._wait_for(lambda: not self._status.paused)
         await self._change(set_traffic, self._traffic(weight, segments=True), f"route {weight}% to {self._request.version}")
         self._status.canary_weight = weight
@@ -571,7 +572,7 @@ class ReleaseWorkflow:
             opens = f"; next window {_iso(verdict.opens_at)}" if verdict.opens_at else ""
             raise ReleaseStopped(Outcome.FAILED, f"{change} not allowed now: {verdict.reason}{opens}")
         wait = (verdict.opens_at - workflow.now()).total_seconds()
-        if Slot.CANARY in self._touched and wait > policy.max_canary_hold_seconds:
+        if self._status.canary_weight > 0 and wait > policy.max_canary_hold_seconds:
             # A canary half-rolled for days, analysed every interval, is neither safe nor
             # within a workflow history's size: take it back and release again in the window.
             raise ReleaseStopped(
