@@ -15,8 +15,8 @@ from pipeline.gates import GatesConfigError, load_gates_config, release_gates
 from pipeline.logging import release_logger
 from pipeline.models import (
     CalendarRequest,
-    GatesConfig,
     CalendarVerdict,
+    GatesConfig,
     LiveActivityCheck,
     LiveActivityReport,
     NotifyRequest,
