@@ -9,12 +9,14 @@ from __future__ import annotations
 from functools import cache
 
 from pipeline.metrics.base import MetricsProvider
-from pipeline.models import DEFAULT_METRICS_PROVIDER, ObserveRequest
+from pipeline.models import DEFAULT_METRICS_PROVIDER, PROVIDER_TARGETS, ObserveRequest
 from pipeline.targets.base import PermanentTargetError
 
 
 def provider_for(request: ObserveRequest) -> MetricsProvider:
     name = request.provider or DEFAULT_METRICS_PROVIDER.get(request.ref.target)
+    if name is None or request.ref.target not in PROVIDER_TARGETS[name]:
+        raise PermanentTargetError(f"no metrics provider {name!r} for target {request.ref.target!r} on this worker")
     if name == "prometheus":
         from pipeline.metrics.prometheus import MetricsQuery, PrometheusMetrics
 
@@ -28,9 +30,7 @@ def provider_for(request: ObserveRequest) -> MetricsProvider:
                 versions={"canary": request.canary_version, "stable": request.stable_version},
             )
         )
-    if name == "traefik" and request.ref.target == "local":
-        return _local_traefik()
-    raise PermanentTargetError(f"no metrics provider {name!r} for target {request.ref.target!r} on this worker")
+    return _local_traefik()
 
 
 @cache
