@@ -662,7 +662,7 @@ class ReleaseWorkflow:
             remaining = None if deadline is None else (deadline - workflow.now()).total_seconds()
             if remaining is not None and remaining <= 0:
                 return False
-            if Slot.CANARY not in self._touched or self._analysed_at is None:
+            if self._analysed_at is None:  # no canary has been analysed: none is live
                 await self._wait_for(condition, remaining)
                 continue
             until_analysis = interval - (workflow.now() - self._analysed_at).total_seconds()
