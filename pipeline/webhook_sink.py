@@ -12,23 +12,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-class WebhookSink:
-    def __init__(self, on_notification: Callable[[dict[str, Any]], None]):
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(on_notification))
+class LoopbackServer:
+    """An HTTP server on a free loopback port, served from a thread while the `with`
+    block runs, so it answers while the caller's event loop awaits."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> WebhookSink:
+    def __enter__(self) -> LoopbackServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class WebhookSink(LoopbackServer):
+    def __init__(self, on_notification: Callable[[dict[str, Any]], None]):
+        super().__init__(_handler(on_notification))
 
 
 def _handler(on_notification: Callable[[dict[str, Any]], None]) -> type[BaseHTTPRequestHandler]:

@@ -6,12 +6,13 @@ slow or failing). It runs in a thread so it answers while the test awaits."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from pipeline.webhook_sink import LoopbackServer
 
 
 @dataclass
@@ -30,13 +31,11 @@ class PlatformDouble:
     activity_reads: int = 0
 
     def __post_init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(_handler_for(self))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def hook_url(self, name: str) -> str:
         return f"{self.url}/hooks/{name}"
@@ -45,12 +44,11 @@ class PlatformDouble:
         return [delivery.body for delivery in self.deliveries if delivery.hook == hook]
 
     def __enter__(self) -> PlatformDouble:
-        self._thread.start()
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.__exit__(*exc)
 
 
 def _handler_for(double: PlatformDouble) -> type[BaseHTTPRequestHandler]:
