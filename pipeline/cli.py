@@ -220,8 +220,7 @@ def render_status(status: ReleaseStatus) -> str:
         if gate is not None:
             lines.append(f"approvers {gate.min_approvals} of {', '.join(gate.approvers)}")
     if status.hold is not None:
-        until = f" until {status.hold.until}" if status.hold.until else ""
-        lines.append(f"held      {status.hold.change}: {status.hold.reason}{until}")
+        lines.append(f"held      {status.hold.change}: {status.hold.why()}")
     if status.break_glass is not None:
         lines.append(f"BREAK-GLASS by {status.break_glass.actor}: {status.break_glass.reason}")
     if status.paused:

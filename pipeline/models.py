@@ -695,6 +695,9 @@ class GateHold(Strict):
     reason: str
     until: str | None = None
 
+    def why(self) -> str:
+        return f"{self.reason} until {self.until}" if self.until else self.reason
+
 
 class TimelineEntry(Strict):
     at: str

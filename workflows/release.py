@@ -596,8 +596,7 @@ class ReleaseWorkflow:
     def _hold_for(self, hold: GateHold) -> None:
         """Show why a production change waits; tell the webhooks when the reason changes."""
         if self._status.hold != hold:
-            until = f" until {hold.until}" if hold.until else ""
-            message = f"{hold.change} held by {hold.gate.replace('_', ' ')}: {hold.reason}{until}"
+            message = f"{hold.change} held by {hold.gate.replace('_', ' ')}: {hold.why()}"
             self._status.hold = hold
             self._note(message)
             self._notify(NotificationEvent.HELD, message)
@@ -746,8 +745,7 @@ class ReleaseWorkflow:
             deadline = f" until {status.approval_deadline}" if status.approval_deadline else ""
             lines.append(f"waiting for **{status.pending_approval.value}** approval{deadline}")
         if status.hold:
-            until = f" until {status.hold.until}" if status.hold.until else ""
-            lines.append(f"**held** by {status.hold.gate}: {status.hold.reason}{until}")
+            lines.append(f"**held** by {status.hold.gate}: {status.hold.why()}")
         if status.break_glass:
             lines.append(f"**break-glass** by {status.break_glass.actor}: {status.break_glass.reason}")
         if status.paused:
