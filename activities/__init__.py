@@ -11,6 +11,7 @@ from activities.deploy import (
     wait_ready,
 )
 from activities.gates import check_calendar, check_live_activity, load_gates, notify
+from activities.lock import release_state
 from activities.metrics import observe_metrics
 from activities.suites import run_test_suite
 
@@ -28,4 +29,5 @@ ALL = [
     check_calendar,
     check_live_activity,
     notify,
+    release_state,
 ]

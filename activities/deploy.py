@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.errors import permanent_errors_not_retried
+from activities.heartbeat import heartbeating
 from pipeline.logging import release_logger
 from pipeline.models import (
     DeployRequest,
@@ -29,8 +30,9 @@ async def preflight(request: PreflightRequest) -> PreflightReport:
 @activity.defn
 async def deploy_version(request: DeployRequest) -> bool:
     with permanent_errors_not_retried():
-        changed = await target_for(request.ref.target).deploy(
-            request.ref.service, request.slot, request.version, request.env
+        changed = await heartbeating(
+            target_for(request.ref.target).deploy(request.ref.service, request.slot, request.version, request.env),
+            f"deploying {request.version} to {request.slot.value}",
         )
     release_logger(request.ref).info("deployed", slot=request.slot.value, version=request.version, changed=changed)
     return changed
@@ -48,7 +50,9 @@ async def wait_ready(request: DeployRequest) -> None:
 @activity.defn
 async def set_traffic(request: TrafficRequest) -> bool:
     with permanent_errors_not_retried():
-        changed = await target_for(request.ref.target).set_traffic(request)
+        changed = await heartbeating(
+            target_for(request.ref.target).set_traffic(request), f"routing {request.canary_weight}% to the canary"
+        )
     release_logger(request.ref).info(
         "traffic set",
         canary_weight=request.canary_weight,
@@ -61,7 +65,9 @@ async def set_traffic(request: TrafficRequest) -> bool:
 @activity.defn
 async def stop_version(request: SlotRequest) -> bool:
     with permanent_errors_not_retried():
-        stopped = await target_for(request.ref.target).stop(request.ref.service, request.slot)
+        stopped = await heartbeating(
+            target_for(request.ref.target).stop(request.ref.service, request.slot), f"stopping {request.slot.value}"
+        )
     release_logger(request.ref).info("stopped", slot=request.slot.value, changed=stopped)
     return stopped
 
@@ -69,7 +75,7 @@ async def stop_version(request: SlotRequest) -> bool:
 @activity.defn
 async def promote_canary(ref: ServiceRef) -> str | None:
     with permanent_errors_not_retried():
-        previous = await target_for(ref.target).promote(ref.service, activity.heartbeat)
+        previous = await heartbeating(target_for(ref.target).promote(ref.service, activity.heartbeat), "promoting")
     release_logger(ref).info("promoted", previous_version=previous)
     return previous
 
@@ -77,6 +83,8 @@ async def promote_canary(ref: ServiceRef) -> str | None:
 @activity.defn
 async def retire_version(request: RetireRequest) -> bool:
     with permanent_errors_not_retried():
-        retired = await target_for(request.ref.target).retire(request.ref.service, request.version)
+        retired = await heartbeating(
+            target_for(request.ref.target).retire(request.ref.service, request.version), f"retiring {request.version}"
+        )
     release_logger(request.ref).info("retired", version=request.version, changed=retired)
     return retired

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from pipeline import suites
 from pipeline.logging import release_logger
 from pipeline.models import Slot, SuiteRequest, SuiteResult
 from pipeline.targets import target_for
 
 SUITE_TIMEOUT_SECONDS = 600
-HEARTBEAT_SECONDS = 10
 
 
 @activity.defn
@@ -20,14 +18,9 @@ async def run_test_suite(request: SuiteRequest) -> SuiteResult:
     """Run one suite from the worker's catalog against the staging instance.
     A failing suite is a result, not an error: the workflow decides what it means."""
     staging_url = target_for(request.ref.target).endpoint(request.ref.service, Slot.STAGING)
-    suite = asyncio.ensure_future(suites.run_suite(request.ref.service, request.suite, staging_url, SUITE_TIMEOUT_SECONDS))
-    try:
-        while not suite.done():  # a long suite heartbeats, so a dead worker is noticed in seconds
-            activity.heartbeat(f"running {request.suite}")
-            await asyncio.wait({suite}, timeout=HEARTBEAT_SECONDS)
-    finally:
-        suite.cancel()
-    result = suite.result()
+    result = await heartbeating(
+        suites.run_suite(request.ref.service, request.suite, staging_url, SUITE_TIMEOUT_SECONDS), f"running {request.suite}"
+    )
     release_logger(request.ref).info(
         "suite finished", suite=request.suite, passed=result.passed, seconds=round(result.duration_seconds, 2)
     )

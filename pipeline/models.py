@@ -8,6 +8,7 @@ workflow, the activities, the CLI and the tests speak the same language.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +22,14 @@ class Strict(BaseModel):
     release request is reported instead of silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Input(Strict):
+    """Base for what people and scripts send (the release request and its policy,
+    signals, updates): NaN and infinity are refused, since a comparison with NaN is
+    never true and a threshold of NaN would pass every canary."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Stage(StrEnum):
@@ -143,9 +152,17 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 SECRET_NAME_HINT = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIAL)")
 SECRET_REFERENCE_PREFIX = "secret://"
+SEGMENT_PATTERN = r"^[A-Za-z0-9._ -]{1,64}$"
+"""A user-segment value: what every router can match literally (Traefik's regexp, Istio's exact match)."""
+SUITE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+MAX_CANARY_WEIGHT = 50
+"""A canary is a small share: anything larger is a production change, which needs
+the production approval and its gates (the steps), never the canary approval alone."""
+MAX_LIST_ITEMS = 20
+MAX_QUERY_LENGTH = 4096
 
 
-class Bound(Strict):
+class Bound(Input):
     """A rule on one metric: the check fails when the value is above `max` or below
     `min`. The other fields are optional, so `{"max": 0.01}` stays a complete rule."""
 
@@ -163,9 +180,12 @@ class Bound(Strict):
         return self
 
     def breached_by(self, value: float) -> bool:
+        """A value that cannot be compared (NaN) breaches: unknown is never a pass."""
+        if math.isnan(value):
+            return True
         if self.max is not None:
-            return value > self.max
-        return value < self.min  # type: ignore[operator]
+            return not value <= self.max
+        return not value >= self.min  # type: ignore[operator]
 
     def describe(self) -> str:
         return f"<= {self.max:g}" if self.max is not None else f">= {self.min:g}"
@@ -186,7 +206,7 @@ BUSINESS_METRICS = [
 ]
 
 
-class Comparison(Strict):
+class Comparison(Input):
     """Canary against stable for one metric, over the same window, with a one-sided
     (or two-sided, for `either`) Mann-Whitney U test on the provider's raw samples."""
 
@@ -198,7 +218,7 @@ class Comparison(Strict):
     critical: bool = Field(False, description="a failure fails the whole comparison, whatever the score")
 
 
-class BaselinePolicy(Strict):
+class BaselinePolicy(Input):
     """Kayenta-style scoring of the per-metric comparisons (defaults as Kayenta's)."""
 
     metrics: dict[Metric, Comparison] = Field(default_factory=dict)
@@ -216,15 +236,17 @@ class BaselinePolicy(Strict):
         return self
 
 
-class ReleasePolicy(Strict):
+class ReleasePolicy(Input):
     """Every timing and threshold of a release; defaults come from ADR-017."""
 
-    canary_weight: int = Field(10, ge=1, le=100, description="percent of traffic on the canary")
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [25, 50, 75, 100])
+    canary_weight: int = Field(10, ge=1, le=MAX_CANARY_WEIGHT, description="percent of traffic on the canary")
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [25, 50, 75, 100], max_length=MAX_LIST_ITEMS
+    )
     step_interval_seconds: int = Field(300, ge=1, le=86_400)
     canary_duration_seconds: int = Field(1800, ge=1, le=7 * 86_400)
     analysis_interval_seconds: int = Field(60, ge=1, le=3600)
-    required_approvals: list[Stage] = Field(default_factory=lambda: [Stage.CANARY, Stage.PRODUCTION])
+    required_approvals: list[Stage] = Field(default_factory=lambda: [Stage.CANARY, Stage.PRODUCTION], max_length=2)
     thresholds: dict[Metric, Bound] = Field(default_factory=lambda: dict(ADR_THRESHOLDS))
     min_requests: int = Field(
         10, ge=1, description="canary requests a window needs before its metrics count"
@@ -239,20 +261,24 @@ class ReleasePolicy(Strict):
     baseline: BaselinePolicy | None = None
     recorded_metrics: list[Metric] = Field(
         default_factory=lambda: list(BUSINESS_METRICS),
+        max_length=len(Metric),
         description="read at each analysis and shown in status; gating only when a threshold names them",
     )
     metrics_provider: MetricsProviderName | None = Field(
         None, description="where metrics are read; None: the target's default"
     )
-    queries: dict[QueryName, str] = Field(
+    queries: dict[QueryName, Annotated[str, Field(min_length=1, max_length=MAX_QUERY_LENGTH)]] = Field(
         default_factory=dict,
         description="PromQL templates overriding the defaults; placeholders {service} {track} {version} {namespace} {window}",
     )
     namespace: str = Field("default", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-    test_suites: list[str] = Field(default_factory=lambda: list(ADR_TEST_SUITES))
-    segment_header: str = Field("X-User-Type", pattern=r"^[A-Za-z0-9-]+$")
-    canary_segments: list[str] = Field(
+    test_suites: list[Annotated[str, Field(pattern=SUITE_PATTERN)]] = Field(
+        default_factory=lambda: list(ADR_TEST_SUITES), max_length=MAX_LIST_ITEMS
+    )
+    segment_header: str = Field("X-User-Type", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    canary_segments: list[Annotated[str, Field(pattern=SEGMENT_PATTERN)]] = Field(
         default_factory=lambda: ["beta-photographer", "internal-team"],
+        max_length=MAX_LIST_ITEMS,
         description="values of segment_header whose requests all go to the canary",
     )
     retire_delay_seconds: int = Field(300, ge=0, le=86_400)
@@ -311,12 +337,12 @@ class ReleasePolicy(Strict):
             raise ValueError("analysis_interval_seconds must not exceed canary_duration_seconds")
         if self.analysis_interval_seconds > self.step_interval_seconds:
             raise ValueError("analysis_interval_seconds must not exceed step_interval_seconds")
-        if self.steps[0] < self.canary_weight:
-            raise ValueError("steps must start at or above canary_weight")
+        if self.steps[0] <= self.canary_weight:
+            raise ValueError("steps must start above canary_weight: a step is a production change")
         return self
 
 
-class ReleaseRequest(Strict):
+class ReleaseRequest(Input):
     """The workflow input CI sends: `temporal workflow start --input '<this as JSON>'`."""
 
     service: str = Field(pattern=SERVICE_PATTERN)
@@ -359,7 +385,7 @@ class ReleaseRequest(Strict):
 # --- signals -------------------------------------------------------------------------------
 
 
-class ApprovalDecision(Strict):
+class ApprovalDecision(Input):
     """Payload of the `approve` and `reject` signals."""
 
     stage: Stage
@@ -367,7 +393,7 @@ class ApprovalDecision(Strict):
     comment: str = Field("", max_length=2000)
 
 
-class BreakGlass(Strict):
+class BreakGlass(Input):
     """Payload of the `break_glass` signal and `submit_break_glass` update: an
     urgent fix may change production outside the deployment calendar."""
 
@@ -385,14 +411,26 @@ class ApprovalReceipt(Strict):
     message: str
 
 
-class KillSwitch(Strict):
-    """Payload of the `kill_switch` signal: roll back now."""
+class KillSwitch(Input):
+    """Payload of the `kill_switch` signal and `submit_kill_switch` update: roll back
+    now. The workflow honours a kill switch whatever its payload says; this model is
+    what a well-formed one looks like (releasectl sends it)."""
 
     reason: str = Field(min_length=1, max_length=2000)
     actor: str = Field(min_length=1, max_length=200)
 
 
-class Operator(Strict):
+class KillReceipt(Strict):
+    """Answer of the `submit_kill_switch` update, once no traffic reaches the new version."""
+
+    outcome: Outcome | None
+    """None while the rollback goes on stopping the canary; traffic is already on stable."""
+    seconds: float
+    """Workflow time from the order to all traffic on stable."""
+    message: str
+
+
+class Operator(Input):
     """Optional payload of `pause` and `resume`."""
 
     actor: str = Field("unknown", max_length=200)
@@ -728,6 +766,8 @@ class ReleaseStatus(Strict):
     ignored_signals: list[str] = Field(default_factory=list)
     notification_failures: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    continued_runs: int = 0
+    """How many times the release continued as new to keep its history short."""
 
 
 class ReleaseResult(Strict):
@@ -789,9 +829,14 @@ class SuiteResult(Strict):
 
 class TrafficRequest(Strict):
     """Desired routing: `canary_weight` percent of ordinary traffic to the canary, and
-    all requests of the listed segments when `segments_to_canary` is set."""
+    all requests of the listed segments when `segments_to_canary` is set.
+
+    `sequence` rises with each traffic change of a release: a target applies a change
+    only if it is not older than the last one it applied for that release, so a forward
+    step retried late (its worker was lost) can never undo the rollback that followed."""
 
     ref: ServiceRef
+    sequence: int = 0
     canary_weight: int = Field(ge=0, le=100)
     segments_to_canary: bool
     segment_header: str = "X-User-Type"
@@ -859,3 +904,52 @@ class ObserveRequest(Strict):
     namespace: str = "default"
     canary_version: str | None = None
     stable_version: str | None = None
+
+
+class LockGuard(Strict):
+    """What a service lock needs to put the service back on stable if its release
+    dies holding it."""
+
+    holder: str
+    service: str
+    target: TargetName
+
+
+# --- continue-as-new -----------------------------------------------------------------------
+
+
+class Progress(Strict):
+    """How far a release got: a continued run skips what is done and resumes the wait
+    it was in."""
+
+    locked: bool = False
+    preflight: bool = False
+    staged: bool = False
+    canary_routed: bool = False
+    canary_watched: bool = False
+    steps_done: int = 0
+    """Production steps whose traffic was applied and fully watched."""
+    step_routed: bool = False
+    """The current step's traffic is applied; its watch goes on."""
+    watch_elapsed: int = 0
+    """Seconds of the current canary or step watch already analysed."""
+    gate_busy_since: datetime | None = None
+    """When live activity started holding the current production change."""
+
+
+class Continuation(Strict):
+    """What a release carries into its next run when its history grows long: the
+    validated request, its status (approvals, gates, hold, bounded timeline), the
+    analysis memory and cursor, and its progress. Its service lock stays held."""
+
+    request: ReleaseRequest
+    status: ReleaseStatus
+    progress: Progress
+    touched: list[Slot] = Field(default_factory=list)
+    memory: AnalysisMemory = Field(default_factory=AnalysisMemory)
+    cursor: dict[str, Any] = Field(default_factory=dict)
+    analysed_at: datetime | None = None
+    traffic_sequence: int = 0
+    notifications: int = 0
+    lock_guarded: bool = True
+    """The lock was started as a guard that outlives a run (always, for a run that continues)."""

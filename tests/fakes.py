@@ -7,6 +7,7 @@ it names, which tests provide."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gates import check_calendar, check_live_activity, load_gates, notify
+from activities.lock import release_state
 from pipeline.models import (
     DeployRequest,
     Metric,
@@ -51,6 +53,7 @@ class FakeWorld:
     metrics_down: bool = False
     calls: list[tuple[str, Any]] = field(default_factory=list)
     weight: int = 0
+    hang_at_weights: set[int] = field(default_factory=set)
 
     @property
     def weights(self) -> list[int]:
@@ -74,6 +77,7 @@ class FakeWorld:
             check_calendar,
             check_live_activity,
             notify,
+            release_state,
         ]
 
     @activity.defn(name="preflight")
@@ -97,6 +101,10 @@ class FakeWorld:
 
     @activity.defn(name="set_traffic")
     async def set_traffic(self, request: TrafficRequest) -> bool:
+        if request.canary_weight in self.hang_at_weights:  # as a router that never answers
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.05)
         self.calls.append(("set_traffic", request.canary_weight))
         changed, self.weight = self.weight != request.canary_weight, request.canary_weight
         return changed

@@ -221,10 +221,12 @@ async def test_malformed_and_out_of_turn_signals_are_recorded_and_ignored(drive:
     await drive.until(handle, lambda s: s.pending_approval == "canary")
     await handle.signal(ReleaseWorkflow.approve, {"stage": "production", "approver": "mallory"})
     await handle.signal(ReleaseWorkflow.approve, {"stage": "canary"})
-    await handle.signal(ReleaseWorkflow.kill_switch, "stop!")
-    current = await drive.until(handle, lambda s: len(s.ignored_signals) == 3)
+    await handle.signal(ReleaseWorkflow.approve, "yes")
+    await handle.signal("no_such_signal", {"x": 1})
+    current = await drive.until(handle, lambda s: len(s.ignored_signals) == 4)
     assert current.pending_approval == "canary" and current.approvals == []
     assert "not pending" in current.ignored_signals[0] and "approver" in current.ignored_signals[1]
+    assert "no such signal" in current.ignored_signals[3]
     await handle.signal(ReleaseWorkflow.reject, {"stage": "canary", "approver": "alice"})
     assert (await handle.result()).outcome is Outcome.REJECTED
 

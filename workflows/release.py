@@ -19,18 +19,16 @@ The workflow only decides; activities touch the world. It keeps no clock but
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.workflow import ParentClosePolicy
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities import (
         check_calendar,
         check_live_activity,
@@ -50,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.decisions import approvals
     from pipeline.decisions.analysis import judge
     from pipeline.decisions.rules import Action, decide
-    from pipeline.decisions.validation import InvalidRequest, describe_problems, parse_request
+    from pipeline.decisions.validation import InvalidRequest, parse_request
     from pipeline.models import (
         Analysis,
         AnalysisMemory,
@@ -62,9 +60,10 @@ with workflow.unsafe.imports_passed_through():
         BreakGlassRecord,
         CalendarRequest,
         Concurrency,
+        Continuation,
         DeployRequest,
         GateHold,
-        KillSwitch,
+        KillReceipt,
         MetricCheck,
         Notification,
         NotificationEvent,
@@ -76,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Phase,
         PreflightRequest,
+        Progress,
         ReleaseRequest,
         ReleaseResult,
         ReleaseStatus,
@@ -89,26 +89,41 @@ with workflow.unsafe.imports_passed_through():
         TrafficRequest,
         VersionMetrics,
     )
-    from workflows.lock import ServiceLockWorkflow, lock_id
+    from workflows.lock import LockGuard, ServiceLockWorkflow, lock_id
+    from workflows.payloads import Malformed, bounded, parse_one, read_stop_order
 
 APPROVAL_PHASE = {Stage.CANARY: Phase.CANARY_APPROVAL, Stage.PRODUCTION: Phase.PRODUCTION_APPROVAL}
 TIMELINE_LIMIT = 200
+TIMELINE_MESSAGE_LIMIT = 2_500
 LOCK_RETRY_MAX_SECONDS = 60
 LOCK_GRACE_SECONDS = 10
 """Even a refusing release waits this long: a lock whose release just ended is freed
 a moment later, and a release started right after it should not be refused."""
 
 CHANGE_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
-ROLLBACK_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-"""A rollback never gives up: an operator sees it retrying in the UI until the target answers."""
-HEARTBEAT_AFTER = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+ROLLBACK_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5))
+"""A rollback never gives up, and retries often: an operator sees it retrying in the
+UI until the target answers, and it lands within seconds of the target coming back."""
+TRAFFIC_TIMEOUT = timedelta(seconds=30)
+"""A traffic change is a file write or an API patch and its confirmation: seconds."""
+CHANGE_HEARTBEAT = timedelta(seconds=5)
+"""Every activity that changes the world heartbeats: a worker lost in the middle of one
+is noticed in seconds and the change retried elsewhere, not after its whole timeout."""
+LONG_ACTIVITY = timedelta(minutes=2)
+LONG_HEARTBEAT = timedelta(seconds=30)
+"""Reads allowed longer than LONG_ACTIVITY (readiness, staging suites) heartbeat too."""
 READ_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3)
 NOTIFY_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=10), maximum_attempts=3)
 NOTIFY_DRAIN_SECONDS = 60
 """How long a finished release waits for its last notifications before it closes."""
 GATES_PATCH = "release-gates"
 """Releases started before gates existed replay without them (see `_load_gates`)."""
+GUARDED_LOCK_PATCH = "guarded-lock"
+"""Releases started before continue-as-new hold a lock that ends with their run."""
+CONTINUE_AS_NEW_EVENTS = 8_000
+"""History length at which a release continues as new, below Temporal's 10,240-event
+warning and far below the 51,200 at which the server would end it with its canary live."""
+MAX_APPROVALS_PER_STAGE = 10
 
 
 class ReleaseStopped(Exception):
@@ -130,15 +145,24 @@ class ReleaseWorkflow:
         self._touched: set[Slot] = set()
         self._promoted = False
         self._lock: workflow.ChildWorkflowHandle | None = None
+        self._lock_guarded = False
+        self._progress = Progress()
+        self._continued = False
+        self._continuing = False
         self._cursor: dict[str, Any] = {}
         self._memory = AnalysisMemory()
         self._analysed_at: datetime | None = None
         self._notifications = 0
         self._deliveries: list[asyncio.Task] = []
+        self._traffic_sequence = 0
+        self._canary_may_get_traffic = False
+        """The router may send traffic to the new version: set before a forward traffic
+        change starts, cleared once a rollback's all-to-stable change is confirmed."""
+        self._stop_ordered_at: datetime | None = None
 
     @workflow.run
-    async def run(self, request: Any) -> ReleaseResult:
-        self._request = self._validate(request)
+    async def run(self, *inputs: Any) -> ReleaseResult:
+        self._request = self._validate(inputs)
         try:
             await self._load_gates()
             await self._acquire_lock()
@@ -161,15 +185,18 @@ class ReleaseWorkflow:
             self._finish(Outcome.ROLLED_BACK, "release cancelled")
             raise
         finally:
-            await self._release_lock()
-            await self._drain_notifications()
+            if not self._continuing:  # a continued release keeps its lock and its deliveries are drained
+                await self._release_lock()
+                await self._drain_notifications()
 
-    # --- signals and queries -----------------------------------------------------------
+    # --- signals, updates and queries ----------------------------------------------------
+    # Each takes `*payloads`: whatever a person or script sends (none, several, wrong
+    # types) is read here and recorded if unusable; it never fails a workflow task.
 
     @workflow.signal
-    def approve(self, decision: Any) -> None:
+    def approve(self, *payloads: Any) -> None:
         """Fire-and-forget approval: one that cannot count is recorded and ignored."""
-        approval = self._parse_signal("approve", ApprovalDecision, decision)
+        approval = self._parse_signal("approve", ApprovalDecision, payloads)
         if approval is None:
             return
         refusal = self._approval_refusal(approval)
@@ -181,22 +208,22 @@ class ReleaseWorkflow:
             self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {receipt.message}")
 
     @workflow.update
-    def submit_approval(self, decision: Any) -> ApprovalReceipt:
+    def submit_approval(self, *payloads: Any) -> ApprovalReceipt:
         """Approval with an answer: the validator refuses, before anything is recorded,
         an approval that cannot count; a repeated one is acknowledged and counts once."""
-        return self._count_approval(ApprovalDecision.model_validate(decision))
+        return self._count_approval(parse_one(ApprovalDecision, payloads))
 
     @submit_approval.validator
-    def _validate_approval(self, decision: Any) -> None:
-        approval = _parse_update(ApprovalDecision, decision)
+    def _validate_approval(self, *payloads: Any) -> None:
+        approval = _parse_update(ApprovalDecision, payloads)
         refusal = self._approval_refusal(approval)
         if refusal is not None:
-            raise ApplicationError(refusal, type="ApprovalRefused")
+            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
 
     @workflow.signal
-    def break_glass(self, order: Any) -> None:
+    def break_glass(self, *payloads: Any) -> None:
         """Let production change outside the deployment calendar, for an urgent fix."""
-        glass = self._parse_signal("break_glass", BreakGlass, order)
+        glass = self._parse_signal("break_glass", BreakGlass, payloads)
         if glass is None:
             return
         refusal = self._break_glass_refusal(glass)
@@ -206,57 +233,94 @@ class ReleaseWorkflow:
         self._record_break_glass(glass)
 
     @workflow.update
-    def submit_break_glass(self, order: Any) -> BreakGlassRecord:
-        return self._record_break_glass(BreakGlass.model_validate(order))
+    def submit_break_glass(self, *payloads: Any) -> BreakGlassRecord:
+        return self._record_break_glass(parse_one(BreakGlass, payloads))
 
     @submit_break_glass.validator
-    def _validate_break_glass(self, order: Any) -> None:
-        refusal = self._break_glass_refusal(_parse_update(BreakGlass, order))
+    def _validate_break_glass(self, *payloads: Any) -> None:
+        refusal = self._break_glass_refusal(_parse_update(BreakGlass, payloads))
         if refusal is not None:
-            raise ApplicationError(refusal, type="BreakGlassRefused")
+            raise ApplicationError(refusal, type="BreakGlassRefused", non_retryable=True)
 
     @workflow.signal
-    def reject(self, decision: Any) -> None:
-        rejection = self._parse_signal("reject", ApprovalDecision, decision)
-        if rejection is None or not self._can_stop("reject", rejection.approver):
+    def reject(self, *payloads: Any) -> None:
+        """Stop the release. Stopping is always safe, so a rejection is honoured whatever
+        its payload; what could not be read of it is recorded."""
+        order = read_stop_order(payloads, "approver", "comment")
+        if not self._can_stop("reject", order.actor, order.problem):
             return
-        comment = f": {rejection.comment}" if rejection.comment else ""
-        self._stop = ReleaseStopped(
-            Outcome.REJECTED, f"rejected at {rejection.stage.value} by {rejection.approver}{comment}"
+        comment = f": {order.text}" if order.text else ""
+        stage = order.stage or self._status.phase.value
+        self._stop = ReleaseStopped(Outcome.REJECTED, f"rejected at {stage} by {order.actor}{comment}")
+
+    @workflow.signal
+    def kill_switch(self, *payloads: Any) -> None:
+        """All traffic back to stable now, whatever the payload says."""
+        self._pull_kill_switch(payloads)
+
+    @workflow.update
+    async def submit_kill_switch(self, *payloads: Any) -> KillReceipt:
+        """The kill switch, answered once no traffic reaches the new version."""
+        self._pull_kill_switch(payloads)
+        ordered = self._stop_ordered_at or workflow.now()
+        await workflow.wait_condition(lambda: not self._canary_may_get_traffic or self._status.outcome is not None)
+        seconds = (workflow.now() - ordered).total_seconds()
+        return KillReceipt(
+            outcome=self._status.outcome,
+            seconds=seconds,
+            message=f"all traffic on stable {self._status.stable_version or ''} after {seconds:.1f}s".replace("  ", " "),
         )
 
-    @workflow.signal
-    def kill_switch(self, order: Any) -> None:
-        kill = self._parse_signal("kill_switch", KillSwitch, order)
-        if kill is None or not self._can_stop("kill_switch", kill.actor):
-            return
-        self._stop = ReleaseStopped(Outcome.ROLLED_BACK, f"kill switch pulled by {kill.actor}: {kill.reason}")
+    @submit_kill_switch.validator
+    def _validate_kill_switch(self, *payloads: Any) -> None:
+        if self._promoted:
+            raise ApplicationError(
+                "the release is already promoted: its version is stable; release the previous version to go back",
+                type="KillSwitchRefused",
+                non_retryable=True,
+            )
 
     @workflow.signal
-    def pause(self, order: Any = None) -> None:
-        operator = self._parse_signal("pause", Operator, order or {})
+    def pause(self, *payloads: Any) -> None:
+        operator = self._parse_signal("pause", Operator, payloads, optional=True)
         if operator is not None and not self._status.paused:
             self._status.paused = True
             self._note(f"paused by {operator.actor} {operator.reason}".rstrip())
 
     @workflow.signal
-    def resume(self, order: Any = None) -> None:
-        operator = self._parse_signal("resume", Operator, order or {})
+    def resume(self, *payloads: Any) -> None:
+        operator = self._parse_signal("resume", Operator, payloads, optional=True)
         if operator is not None and self._status.paused:
             self._status.paused = False
             self._note(f"resumed by {operator.actor} {operator.reason}".rstrip())
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
+        self._ignore(f"{bounded(name, 100)}: no such signal")
 
     @workflow.query
     def status(self) -> ReleaseStatus:
         return self._status
 
+    def _pull_kill_switch(self, payloads: tuple[Any, ...]) -> None:
+        order = read_stop_order(payloads, "actor", "reason")
+        if not self._can_stop("kill_switch", order.actor, order.problem):
+            return
+        self._stop_ordered_at = workflow.now()
+        self._stop = ReleaseStopped(Outcome.ROLLED_BACK, f"kill switch pulled by {order.actor}: {order.text or 'no reason given'}")
+
     # --- the release, phase by phase ---------------------------------------------------
 
-    def _validate(self, raw: Any) -> ReleaseRequest:
+    def _validate(self, inputs: tuple[Any, ...]) -> ReleaseRequest:
         """A bad request fails the workflow at once, naming each bad field, before
-        anything is touched; it never leaves a workflow task retrying."""
+        anything is touched; it never leaves a workflow task retrying. A continued run
+        (and only one: the server marks it) resumes from what its predecessor carried."""
+        if len(inputs) == 2 and workflow.info().continued_run_id is not None:
+            return self._resume(Continuation.model_validate(inputs[1]))
         try:
-            request = parse_request(raw)
+            if len(inputs) != 1:
+                raise InvalidRequest([f"input: expected one release request, got {len(inputs)} inputs"])
+            request = parse_request(inputs[0])
         except InvalidRequest as invalid:
             self._status.outcome, self._status.reason = Outcome.FAILED, str(invalid)
             self._status.phase = Phase.DONE
@@ -273,24 +337,25 @@ class ReleaseWorkflow:
     async def _load_gates(self) -> None:
         """Read who may approve and which webhooks to tell, once, into history.
         A release whose history predates gates replays without them."""
-        if not workflow.patched(GATES_PATCH):
+        if self._continued or not workflow.patched(GATES_PATCH):
             return
         self._status.gates = await self._read(load_gates, self._ref(), "read the release gates")
         self._note(f"gates from {self._status.gates.source}")
 
     async def _acquire_lock(self) -> None:
-        """Take the service's release lock, or refuse, or queue for it, by policy."""
+        """Take the service's release lock, or refuse, or queue for it, by policy. The
+        lock is a guard that outlives this run (a continued run keeps it) and ends
+        with the release however it ends; see workflows/lock.py."""
+        if self._progress.locked:
+            return
         request = self._request
         patience = LOCK_GRACE_SECONDS if request.policy.concurrency is Concurrency.REFUSE else None
         waited, delay = 0, 1
         while True:
+            await self._continue_if_history_long()
             try:
-                self._lock = await workflow.start_child_workflow(
-                    ServiceLockWorkflow.run,
-                    workflow.info().workflow_id,
-                    id=lock_id(request.service),
-                    parent_close_policy=ParentClosePolicy.TERMINATE,
-                )
+                self._lock = await self._start_lock()
+                self._progress.locked = True
                 return
             except WorkflowAlreadyStartedError:
                 busy = (
@@ -304,7 +369,23 @@ class ReleaseWorkflow:
                 await self._sleep(delay)
                 waited, delay = waited + delay, min(delay * 2, LOCK_RETRY_MAX_SECONDS)
 
+    async def _start_lock(self) -> workflow.ChildWorkflowHandle:
+        request = self._request
+        if not workflow.patched(GUARDED_LOCK_PATCH):
+            return await workflow.start_child_workflow(
+                ServiceLockWorkflow.run, workflow.info().workflow_id,
+                id=lock_id(request.service), parent_close_policy=ParentClosePolicy.TERMINATE,
+            )
+        self._lock_guarded = True
+        guard = LockGuard(holder=workflow.info().workflow_id, service=request.service, target=request.target)
+        return await workflow.start_child_workflow(
+            ServiceLockWorkflow.run, args=[guard.holder, guard],
+            id=lock_id(request.service), parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+
     async def _preflight(self) -> str | None:
+        if self._progress.preflight:
+            return self._status.stable_version
         report = await self._change(
             preflight,
             PreflightRequest(ref=self._ref(), suites=self._request.policy.test_suites),
@@ -315,10 +396,13 @@ class ReleaseWorkflow:
                 Outcome.FAILED, f"test suites not in the worker's catalog for {self._request.service}: {', '.join(report.missing_suites)}"
             )
         self._status.stable_version = report.stable_version
+        self._progress.preflight = True
         return report.stable_version
 
     async def _staging(self) -> None:
         """V3: deploy to staging, wait for readiness, run every suite; any failure stops the release."""
+        if self._progress.staged:
+            return
         self._enter(Phase.STAGING, f"deploying {self._request.version} to staging")
         await self._deploy(Slot.STAGING)
         failures = []
@@ -335,13 +419,17 @@ class ReleaseWorkflow:
         await self._change(stop_version, SlotRequest(ref=self._ref(), slot=Slot.STAGING), "tear down staging")
         if failures:
             raise ReleaseStopped(Outcome.FAILED, "staging tests failed: " + "; ".join(failures))
+        self._progress.staged = True
 
     async def _approval(self, stage: Stage) -> None:
         """Wait for the stage's approvers, until the policy's deadline. A live canary
         stays under analysis while it waits; an expired wait ends the release."""
         gates = self._status.gates
-        if not approvals.stage_required(gates, self._request.policy.required_approvals, stage):
+        if not approvals.stage_required(gates, self._request.policy.required_approvals, stage) or self._approved(stage):
             return
+        if self._status.pending_approval is stage:  # a continued run goes on waiting
+            given = await self._hold(lambda: self._approved(stage), _parse_iso(self._status.approval_deadline))
+            return self._approval_answered(stage, given)
         gate = approvals.stage_gate(gates, stage)
         who = "any approver" if gate.anyone else f"{gate.min_approvals} of {', '.join(gate.approvers)}"
         self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval ({who})")
@@ -358,26 +446,41 @@ class ReleaseWorkflow:
                 deadline=_iso(deadline),
             )
         given = await self._hold(lambda: self._approved(stage), deadline)
+        self._approval_answered(stage, given)
+
+    def _approval_answered(self, stage: Stage, given: bool) -> None:
+        deadline = self._status.approval_deadline
         self._status.pending_approval = self._status.approval_deadline = None
         if not given:
-            raise ReleaseStopped(Outcome.EXPIRED, f"{stage.value} approval not given by {_iso(deadline)}")
+            raise ReleaseStopped(Outcome.EXPIRED, f"{stage.value} approval not given by {deadline}")
 
     async def _canary(self) -> None:
         """V2: run the canary beside stable with a small share of traffic and watch it."""
         policy = self._request.policy
-        self._enter(Phase.CANARY, f"starting canary {self._request.version}")
-        await self._gate_production_change(f"start canary {self._request.version}")
-        await self._deploy(Slot.CANARY)
-        await self._route(policy.canary_weight)
+        if self._progress.canary_watched:
+            return
+        if not self._progress.canary_routed:
+            self._enter(Phase.CANARY, f"starting canary {self._request.version}")
+            await self._gate_production_change(f"start canary {self._request.version}")
+            await self._deploy(Slot.CANARY)
+            await self._route(policy.canary_weight)
+            self._progress.canary_routed = True
         await self._watch(policy.canary_duration_seconds)
+        self._progress.canary_watched = True
 
     async def _progressive_shift(self) -> None:
         """V1: move traffic through the policy's steps, each held and analysed."""
-        self._enter(Phase.PROGRESSIVE_SHIFT, f"shifting traffic through {self._request.policy.steps}")
-        for weight in self._request.policy.steps:
-            await self._gate_production_change(f"route {weight}% to {self._request.version}")
-            await self._route(weight)
+        steps = self._request.policy.steps
+        if self._status.phase is not Phase.PROGRESSIVE_SHIFT:
+            self._enter(Phase.PROGRESSIVE_SHIFT, f"shifting traffic through {steps}")
+        for weight in steps[self._progress.steps_done :]:
+            if not self._progress.step_routed:
+                await self._gate_production_change(f"route {weight}% to {self._request.version}")
+                await self._route(weight)
+                self._progress.step_routed = True
             await self._watch(self._request.policy.step_interval_seconds)
+            self._progress.steps_done += 1
+            self._progress.step_routed = False
 
     async def _finalize(self) -> None:
         """The canary becomes stable; the previous version is retired after a delay,
@@ -411,8 +514,13 @@ class ReleaseWorkflow:
         self._enter(Phase.ROLLBACK, reason, breach=breach)
         try:
             if Slot.CANARY in self._touched:
-                await self._change(set_traffic, self._traffic(0, segments=False), "all traffic to stable", retry=ROLLBACK_RETRIES)
+                await self._change(
+                    set_traffic, self._traffic(0, segments=False), "all traffic to stable",
+                    retry=ROLLBACK_RETRIES, timeout=TRAFFIC_TIMEOUT,
+                )
                 self._status.canary_weight = 0
+                self._canary_may_get_traffic = False
+                self._note("all traffic on stable")
             for slot in (Slot.CANARY, Slot.STAGING):
                 if slot in self._touched:
                     await self._change(stop_version, SlotRequest(ref=self._ref(), slot=slot), f"stop {slot.value}", retry=ROLLBACK_RETRIES)
@@ -421,7 +529,7 @@ class ReleaseWorkflow:
 
     def _finish(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None) -> ReleaseResult:
         self._status.outcome, self._status.reason = outcome, reason
-        self._status.hold = None
+        self._status.hold = self._status.pending_approval = self._status.approval_deadline = None
         self._enter(Phase.DONE, f"{outcome.value}: {reason}", outcome=outcome, breach=breach)
         workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome.value)])
         return ReleaseResult(
@@ -439,14 +547,21 @@ class ReleaseWorkflow:
         )
 
     async def _release_lock(self) -> None:
-        """Free the lock for the next release. Should the signal fail, the parent-close
-        policy still ends the lock when this release closes."""
-        if self._lock is not None:
-            lock, self._lock = self._lock, None
-            try:
-                await lock.signal(ServiceLockWorkflow.release)
-            except ApplicationError as error:
-                self._note(f"lock release signal failed ({error}); the lock ends with this release")
+        """Free the lock for the next release. Should the signal fail, the lock still
+        ends when it sees this release closed (or, for a lock started before guards
+        existed, by its parent-close policy)."""
+        if not self._progress.locked:
+            return
+        self._progress.locked = False
+        if self._lock_guarded:
+            lock = self._lock or workflow.get_external_workflow_handle(lock_id(self._request.service))
+            release = lock.signal(ServiceLockWorkflow.release, workflow.info().workflow_id)
+        else:
+            release = self._lock.signal(ServiceLockWorkflow.release)
+        try:
+            await release
+        except ApplicationError as error:
+            self._note(f"lock release signal failed ({error}); the lock ends when it sees this release closed")
 
     # --- deploying, routing and watching -------------------------------------------------
 
@@ -458,9 +573,19 @@ class ReleaseWorkflow:
 
     async def _route(self, weight: int) -> None:
         """Send `weight` percent of traffic (and the canary segments) to the new version.
-        A paused release holds its traffic where it is."""
+        A paused release holds its traffic where it is. A kill switch or rejection
+        does not wait for the change: it is abandoned, and the rollback's change, newer
+        in sequence, wins at the target even if the abandoned one lands later."""
         await self._wait_for(lambda: not self._status.paused)
-        await self._change(set_traffic, self._traffic(weight, segments=True), f"route {weight}% to {self._request.version}")
+        self._canary_may_get_traffic = True
+        summary = f"route {weight}% to {self._request.version}"
+        try:
+            await self._interruptible(
+                set_traffic, self._traffic(weight, segments=True), summary,
+                TRAFFIC_TIMEOUT, retry=CHANGE_RETRIES, heartbeat=CHANGE_HEARTBEAT,
+            )
+        except ActivityError as error:
+            raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
         self._status.canary_weight = weight
         self._note(f"{weight}% of traffic on {self._request.version}")
 
@@ -469,12 +594,15 @@ class ReleaseWorkflow:
         last check did not let traffic advance (a failure within its budget or severity,
         an inconclusive or marginal check, too few consecutive passes)."""
         interval = self._request.policy.analysis_interval_seconds
-        self._cursor = (await self._observe()).cursor
-        elapsed, action = 0, None
-        while elapsed < seconds or self._status.paused or action is not Action.ADVANCE:
+        if self._progress.watch_elapsed == 0:
+            self._cursor = (await self._observe()).cursor
+        action = None
+        while self._progress.watch_elapsed < seconds or self._status.paused or action is not Action.ADVANCE:
+            await self._continue_if_history_long()
             await self._sleep(interval)
-            elapsed += interval
+            self._progress.watch_elapsed += interval
             action = await self._analyse()
+        self._progress.watch_elapsed = 0
 
     async def _analyse(self) -> Action:
         """One analysis over the window since the last one, and what it calls for:
@@ -533,19 +661,19 @@ class ReleaseWorkflow:
         if self._status.gates is None:
             return
         policy = self._request.policy
-        busy_since: datetime | None = None
         while True:
             if not await self._calendar_allows(change):
                 continue
             live = await self._live_activity(change)
             if live is None:
                 break
-            busy_since = busy_since or workflow.now()
+            busy_since = self._progress.gate_busy_since = self._progress.gate_busy_since or workflow.now()
             waited = (workflow.now() - busy_since).total_seconds()
             if waited >= policy.live_activity_wait_seconds:
                 raise ReleaseStopped(Outcome.FAILED, f"{change} held {waited:.0f}s for live activity, still active: {live}")
             self._hold_for(GateHold(gate="live_activity", change=change, reason=live))
             await self._hold(lambda: False, workflow.now() + timedelta(seconds=policy.live_activity_recheck_seconds))
+        self._progress.gate_busy_since = None
         if self._status.hold is not None:
             self._note(f"{change}: gates clear")
             self._status.hold = None
@@ -602,6 +730,50 @@ class ReleaseWorkflow:
             self._notify(NotificationEvent.HELD, message)
             workflow.set_current_details(self._details())
 
+    # --- continue-as-new ----------------------------------------------------------------
+
+    async def _continue_if_history_long(self) -> None:
+        """Before the history grows past what the server allows, go on in a new run
+        that carries everything the release needs. Never while stopping (the rollback
+        comes first) or while an update is being answered."""
+        info = workflow.info()
+        if info.get_current_history_length() < CONTINUE_AS_NEW_EVENTS and not info.is_continue_as_new_suggested():
+            return
+        if self._stop is not None or not workflow.all_handlers_finished():
+            return
+        await self._drain_notifications()
+        self._note(f"history at {info.get_current_history_length()} events: continuing in a new run")
+        carried = Continuation(
+            request=self._request,
+            status=self._status,
+            progress=self._progress,
+            touched=sorted(self._touched),
+            memory=self._memory,
+            cursor=self._cursor,
+            analysed_at=self._analysed_at,
+            traffic_sequence=self._traffic_sequence,
+            notifications=self._notifications,
+            lock_guarded=self._lock_guarded,
+        )
+        self._status.continued_runs += 1
+        self._continuing = True
+        workflow.continue_as_new(args=[self._request.model_dump(mode="json"), carried.model_dump(mode="json")])
+
+    def _resume(self, carried: Continuation) -> ReleaseRequest:
+        self._continued = True
+        self._status = carried.status
+        self._progress = carried.progress
+        self._touched = set(carried.touched)
+        self._memory = carried.memory
+        self._cursor = carried.cursor
+        self._analysed_at = carried.analysed_at
+        self._traffic_sequence = carried.traffic_sequence
+        self._notifications = carried.notifications
+        self._lock_guarded = carried.lock_guarded
+        self._canary_may_get_traffic = Slot.CANARY in self._touched
+        self._note(f"continued from run {workflow.info().continued_run_id}")
+        return carried.request
+
     # --- activity plumbing ---------------------------------------------------------------
 
     async def _change(
@@ -613,10 +785,11 @@ class ReleaseWorkflow:
         retry: RetryPolicy = CHANGE_RETRIES,
         timeout: timedelta = timedelta(minutes=2),
     ) -> Any:
-        """Run an activity that changes the world. It is idempotent and runs to the end
-        even if the release is stopped meanwhile; a failure after retries fails the release."""
+        """Run an activity that changes the world. It is idempotent, heartbeats, and runs
+        to the end even if the release is stopped meanwhile; a failure after retries
+        fails the release."""
         try:
-            return await workflow.execute_activity(activity, arg, **_activity_options(summary, timeout, retry))
+            return await workflow.execute_activity(activity, arg, **_activity_options(summary, timeout, retry, CHANGE_HEARTBEAT))
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
 
@@ -627,9 +800,18 @@ class ReleaseWorkflow:
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
 
-    async def _interruptible(self, activity: Callable, arg: Any, summary: str, timeout: timedelta) -> Any:
-        """Run an activity that a kill switch or rejection cancels at once."""
-        handle = workflow.start_activity(activity, arg, **_activity_options(summary, timeout, READ_RETRIES))
+    async def _interruptible(
+        self,
+        activity: Callable,
+        arg: Any,
+        summary: str,
+        timeout: timedelta,
+        *,
+        retry: RetryPolicy = READ_RETRIES,
+        heartbeat: timedelta | None = None,
+    ) -> Any:
+        """Run an activity that a kill switch or rejection abandons at once."""
+        handle = workflow.start_activity(activity, arg, **_activity_options(summary, timeout, retry, heartbeat))
         await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
         if not handle.done():
             handle.cancel()
@@ -658,6 +840,7 @@ class ReleaseWorkflow:
         canary keeps being analysed every analysis interval meanwhile."""
         interval = self._request.policy.analysis_interval_seconds
         while not condition():
+            await self._continue_if_history_long()
             remaining = None if deadline is None else (deadline - workflow.now()).total_seconds()
             if remaining is not None and remaining <= 0:
                 return False
@@ -727,6 +910,7 @@ class ReleaseWorkflow:
                 self._note("closing with notifications still undelivered")
 
     def _note(self, message: str) -> None:
+        message = bounded(message, TIMELINE_MESSAGE_LIMIT)
         entry = TimelineEntry(at=self._now(), phase=self._status.phase, message=message)
         self._status.timeline = [*self._status.timeline, entry][-TIMELINE_LIMIT:]
         workflow.logger.info(
@@ -735,6 +919,7 @@ class ReleaseWorkflow:
         )
 
     def _ignore(self, message: str) -> None:
+        message = bounded(message)
         self._status.ignored_signals = [*self._status.ignored_signals, message][-TIMELINE_LIMIT:]
         self._note(f"ignored {message}")
 
@@ -754,15 +939,19 @@ class ReleaseWorkflow:
             lines.append(f"last analysis: {status.last_analysis.verdict.value}: {status.last_analysis.summary}")
         return "\n\n".join(lines)
 
-    def _parse_signal(self, name: str, model: type, payload: Any) -> Any:
+    def _parse_signal(self, name: str, model: type, payloads: tuple[Any, ...], *, optional: bool = False) -> Any:
         """Signals come from people and scripts: a malformed one is recorded and ignored."""
         try:
-            return model.model_validate(payload)
-        except ValidationError as error:
-            self._ignore(f"{name}: malformed payload ({'; '.join(describe_problems(error))})")
+            return parse_one(model, payloads, optional=optional)
+        except Malformed as malformed:
+            self._ignore(f"{name}: {malformed}")
             return None
 
-    def _can_stop(self, name: str, actor: str) -> bool:
+    def _can_stop(self, name: str, actor: str, problem: str | None = None) -> bool:
+        """Whether a stop order still has something to stop. One whose payload was
+        malformed stops all the same; the problem is recorded beside it."""
+        if problem is not None:
+            self._note(f"{name} from {actor}: {problem}; honoured all the same")
         if self._promoted or self._status.outcome is not None:
             self._ignore(f"{name} from {actor}: the release is already {'promoted' if self._promoted else 'over'}")
             return False
@@ -778,6 +967,8 @@ class ReleaseWorkflow:
         if self._request is None:
             return "the release has not started"
         gate = approvals.stage_gate(self._status.gates, decision.stage)
+        if len(approvals.approvers_of(decision.stage, self._status.approvals)) >= MAX_APPROVALS_PER_STAGE:
+            return f"{decision.stage.value} already has {MAX_APPROVALS_PER_STAGE} approvals"
         return approvals.refusal(decision, gate, self._status.pending_approval, self._request.author)
 
     def _count_approval(self, decision: ApprovalDecision) -> ApprovalReceipt:
@@ -815,8 +1006,10 @@ class ReleaseWorkflow:
 
     def _traffic(self, weight: int, *, segments: bool) -> TrafficRequest:
         policy = self._request.policy
+        self._traffic_sequence += 1
         return TrafficRequest(
             ref=self._ref(),
+            sequence=self._traffic_sequence,
             canary_weight=weight,
             segments_to_canary=segments,
             segment_header=policy.segment_header,
@@ -830,24 +1023,28 @@ class ReleaseWorkflow:
 PHASE_EVENT = {Phase.ROLLBACK: NotificationEvent.ROLLBACK, Phase.DONE: NotificationEvent.FINISHED}
 
 
-def _parse_update(model: type, payload: Any) -> Any:
-    """An update's payload, or a rejection that names each bad field."""
+def _parse_update(model: type, payloads: tuple[Any, ...]) -> Any:
+    """An update's payload, or a rejection (not worth retrying) that names each bad field."""
     try:
-        return model.model_validate(payload)
-    except ValidationError as error:
-        raise ApplicationError(f"malformed payload ({'; '.join(describe_problems(error))})", type="MalformedUpdate") from None
+        return parse_one(model, payloads)
+    except Malformed as malformed:
+        raise ApplicationError(str(malformed), type="MalformedUpdate", non_retryable=True) from None
 
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="seconds")
 
 
-def _activity_options(summary: str, timeout: timedelta, retry: RetryPolicy) -> dict[str, Any]:
-    """Options shared by every activity of a release. One allowed more than
-    HEARTBEAT_AFTER must heartbeat, so a dead worker is noticed in seconds, not minutes."""
+def _parse_iso(moment: str | None) -> datetime | None:
+    return None if moment is None else datetime.fromisoformat(moment)
+
+
+def _activity_options(summary: str, timeout: timedelta, retry: RetryPolicy, heartbeat: timedelta | None = None) -> dict[str, Any]:
+    """Options shared by every activity of a release. A long one must heartbeat, so a
+    dead worker is noticed in seconds, not at the end of its timeout."""
     return {
         "start_to_close_timeout": timeout,
-        "heartbeat_timeout": HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_AFTER else None,
+        "heartbeat_timeout": heartbeat or (LONG_HEARTBEAT if timeout > LONG_ACTIVITY else None),
         "retry_policy": retry,
         "summary": summary,
     }

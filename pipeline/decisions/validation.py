@@ -3,11 +3,16 @@ into one error message that names every bad field."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
 
 from pipeline.models import ReleaseRequest
+
+MAX_REQUEST_BYTES = 64 * 1024
+"""A release request is a page of JSON; a larger one is a mistake or an attack, and
+it would be copied into every continued run's history."""
 
 
 class InvalidRequest(ValueError):
@@ -19,6 +24,9 @@ class InvalidRequest(ValueError):
 def parse_request(raw: Any) -> ReleaseRequest:
     if not isinstance(raw, dict):
         raise InvalidRequest([f"input: expected one JSON object, got {type(raw).__name__}"])
+    size = len(json.dumps(raw, default=str))
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidRequest([f"input: {size} bytes of JSON, more than the {MAX_REQUEST_BYTES} a release request may have"])
     try:
         return ReleaseRequest.model_validate(raw)
     except ValidationError as error:
