@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ from pipeline.localenv import LocalEnvironment
 from pipeline.localprometheus import LocalPrometheus
 
 WORKER_START_TIMEOUT_SECONDS = 30
+TEMPORAL_START_TIMEOUT_SECONDS = 30
 
 
 def installed_binary(name: str) -> str:
@@ -87,6 +89,38 @@ class Stack:
     task_queue: str
     temporal_address: str
     prometheus: LocalPrometheus | None = None
+    temporal: WorkflowEnvironment | None = None
+    temporal_db: Path | None = None
+    """The dev server's database file; with one, `restart_temporal` can restart it."""
+    ui_port: int | None = None
+
+
+async def start_temporal(*, ui_port: int | None = None, port: int | None = None, db_file: Path | None = None) -> WorkflowEnvironment:
+    """A Temporal dev server: in memory, or persisted in `db_file` (which a restarted
+    server reopens, with every workflow where it was)."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        ui=ui_port is not None,
+        ui_port=ui_port,
+        port=port,
+        dev_server_log_level="error",
+        dev_server_database_filename=str(db_file) if db_file else None,
+        dev_server_startup_timeout=timedelta(seconds=TEMPORAL_START_TIMEOUT_SECONDS),
+    )
+
+
+async def restart_temporal(stack: Stack) -> None:
+    """Stop the dev server and start it again on the same address and database file,
+    as a real cluster restarts; `stack.client` is then a client of the new server.
+    The worker process reconnects by itself. Needs a stack started with `temporal_db`."""
+    if stack.temporal_db is None or stack.temporal is None:
+        raise ValueError("restart_temporal needs a stack started with local_stack(..., temporal_db=PATH)")
+    port = int(stack.temporal_address.rsplit(":", 1)[1])
+    await stack.temporal.shutdown()
+    stack.temporal = await start_temporal(ui_port=stack.ui_port, port=port, db_file=stack.temporal_db)
+    stack.client = stack.temporal.client
 
 
 @asynccontextmanager
@@ -98,20 +132,14 @@ async def local_stack(
     temporal_port: int | None = None,
     prometheus_port: int | None = None,
     worker_env: dict[str, str] | None = None,
+    temporal_db: Path | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything; on exit stop everything, leaving no process behind. With a
     `prometheus_port`, a local Prometheus scrapes Traefik and the worker reads it;
-    `worker_env` adds to the worker's environment (a gates file, webhook URLs)."""
+    `worker_env` adds to the worker's environment (a gates file, webhook URLs);
+    `temporal_db` persists the dev server in that file, so it can be restarted."""
     prometheus = LocalPrometheus(local, prometheus_port) if prometheus_port else None
-    temporal = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search_attributes.ALL,
-        ui=ui_port is not None,
-        ui_port=ui_port,
-        port=temporal_port,
-        dev_server_log_level="error",
-    )
+    temporal = await start_temporal(ui_port=ui_port, port=temporal_port, db_file=temporal_db)
     address = temporal.client.service_client.config.target_host
     worker = WorkerProcess(
         {
@@ -127,18 +155,19 @@ async def local_stack(
         },
         local.logs_dir / "worker.log",
     )
+    stack = Stack(temporal.client, local, worker, task_queue, address, prometheus, temporal, temporal_db, ui_port)
     try:
         await local.ensure_router_running()
         if prometheus:
             await prometheus.start()
         await worker.start()
-        yield Stack(temporal.client, local, worker, task_queue, address, prometheus)
+        yield stack
     finally:
         await worker.stop()
         if prometheus:
             await prometheus.stop()
         await local.stop_all()
-        await temporal.shutdown()
+        await stack.temporal.shutdown()  # the one running now, after any restart_temporal
 
 
 async def set_live_activity(stack: Stack, service: str, **counts: int) -> dict[str, int]:
