@@ -55,6 +55,7 @@ from pipeline.models import (
     ApprovalReceipt,
     BreakGlass,
     BreakGlassRecord,
+    KillReceipt,
     KillSwitch,
     MetricCheck,
     Operator,
@@ -469,11 +470,13 @@ def add_signals(commands: argparse._SubParsersAction) -> None:
     glass.add_argument("--reason", required=True)
     glass.set_defaults(handler=update_command("submit_break_glass", break_glass_payload, BreakGlassRecord))
 
-    kill = commands.add_parser("kill", help="pull the kill switch: all traffic back to stable now")
+    kill = commands.add_parser(
+        "kill", help="pull the kill switch: all traffic back to stable now; answers once it is (the time it took)"
+    )
     kill.add_argument("id")
     kill.add_argument("--reason", required=True)
     kill.add_argument("--actor", required=True)
-    kill.set_defaults(handler=signal_command("kill_switch", kill_payload))
+    kill.set_defaults(handler=update_command("submit_kill_switch", kill_payload, KillReceipt))
 
     operator = argparse.ArgumentParser(add_help=False)
     operator.add_argument("id")

@@ -23,6 +23,7 @@ from pipeline.models import (
     BreakGlass,
     BreakGlassRecord,
     GateHold,
+    KillReceipt,
     KillSwitch,
     Metric,
     MetricCheck,
@@ -321,7 +322,6 @@ def client(monkeypatch) -> FakeClient:
     [
         (["reject", "r1", "--stage", "production", "--approver", "bob", "--comment", "no"], "reject",
          ApprovalDecision(stage="production", approver="bob", comment="no")),
-        (["kill", "r1", "--reason", "errors", "--actor", "bob"], "kill_switch", KillSwitch(reason="errors", actor="bob")),
         (["pause", "r1", "--actor", "carol", "--reason", "look"], "pause", Operator(actor="carol", reason="look")),
         (["resume", "r1", "--actor", "carol"], "resume", Operator(actor="carol")),
     ],
@@ -330,6 +330,13 @@ def test_each_steering_command_sends_its_signal_and_payload(client, capsys, argv
     assert cli.run_cli(argv) == 0
     assert client.signals == [("r1", signal, payload)]
     assert capsys.readouterr().out == f"sent {signal} to r1\n"
+
+
+def test_kill_goes_through_the_update_and_answers_once_traffic_is_on_stable(client, capsys):
+    client.answers = [KillReceipt(outcome=None, seconds=0.4, message="all traffic on stable 1.0.0 after 0.4s")]
+    assert cli.run_cli(["kill", "r1", "--reason", "errors", "--actor", "bob"]) == 0
+    assert client.updates == [("r1", "submit_kill_switch", KillSwitch(reason="errors", actor="bob"))]
+    assert capsys.readouterr().out == "all traffic on stable 1.0.0 after 0.4s\n"
 
 
 def test_approve_goes_through_the_update_and_prints_the_workflow_answer(client, capsys):
