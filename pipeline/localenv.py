@@ -6,6 +6,10 @@ caller) so that it outlives the worker, the CLI or the test that started it, and
 carries a marker in its command line (`/proc/<pid>/cmdline`). The marker is what
 makes killing safe: a pid is only signalled while its command line still names
 the marker, so a pid the kernel recycled for another program is never touched.
+
+Traefik is started and watched by one router supervisor per state directory
+(pipeline/routersupervisor.py), so services stay reachable when Traefik dies while
+no release is running, and callers racing to bring the router up start it once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,7 @@ log = structlog.get_logger()
 
 TRAEFIK_PING_TIMEOUT_SECONDS = 0.5
 TRAEFIK_START_TIMEOUT_SECONDS = 15.0
+SUPERVISOR_GONE_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
 WEB_ENTRYPOINT = "web"
 
@@ -201,36 +207,71 @@ class LocalEnvironment:
         return self.state_dir / "traefik.pid"
 
     @property
-    def _traefik_marker(self) -> str:
+    def router_lock_file(self) -> Path:
+        return self.state_dir / "router.lock"
+
+    @property
+    def supervisor_marker(self) -> str:
+        return f"--router-lock={self.router_lock_file}"
+
+    @property
+    def traefik_marker(self) -> str:
         return f"--configFile={self.traefik_config}"
 
     async def ensure_router_running(self) -> None:
-        """Start Traefik unless the one this environment started answers its ping."""
-        if await self._traefik_answers():
-            return
-        await self._stop_traefik()
-        write_atomically(self.traefik_config, json.dumps(self._traefik_static_config(), indent=2))
-        self.dynamic_dir.mkdir(parents=True, exist_ok=True)
-        pid = await launch_detached(
-            [find_traefik(), self._traefik_marker], dict(os.environ), self.logs_dir / "traefik.log"
-        )
-        write_atomically(self.traefik_pid_file, str(pid))
-        await self._wait_for_traefik(pid)
-        log.info("traefik.started", pid=pid, http_port=self.http_port, admin_port=self.admin_port)
+        """Have the router supervisor (pipeline/routersupervisor.py) run, and wait until
+        Traefik answers its ping. However many callers race here, the supervisor's
+        lock lets one start Traefik, once; it restarts Traefik whenever it dies."""
+        if not processes_marked(self.supervisor_marker):
+            argv = [
+                sys.executable, "-m", "pipeline.routersupervisor", self.supervisor_marker,
+                f"--http-port={self.http_port}", f"--admin-port={self.admin_port}",
+            ]
+            await launch_detached(argv, dict(os.environ), self.logs_dir / "router-supervisor.log")
+        await self._wait_for_router()
 
     async def stop_all(self) -> None:
-        """Stop Traefik and every service process of this environment, and forget the
+        """Stop the router supervisor (first, so that it does not restart Traefik),
+        Traefik and every service process of this environment, and forget the
         routing and slot state that described them. The traffic change log stays."""
-        for pid in processes_marked(self.instance_prefix):
-            await terminate(pid, self.instance_prefix)
-        await self._stop_traefik()
+        for marker in (self.instance_prefix, self.supervisor_marker):
+            for pid in processes_marked(marker):
+                await terminate(pid, marker)
+        await self.stop_traefik()
         for folder in (self.services_dir, self.dynamic_dir):
             shutil.rmtree(folder, ignore_errors=True)
         log.info("local_environment.stopped", state_dir=str(self.state_dir))
 
+    async def start_traefik(self) -> int:
+        """Start Traefik, stopping any this environment left behind, and return its pid
+        once it answers its ping. For the supervisor: everyone else calls
+        ensure_router_running."""
+        await self.stop_traefik()
+        write_atomically(self.traefik_config, json.dumps(self._traefik_static_config(), indent=2))
+        self.dynamic_dir.mkdir(parents=True, exist_ok=True)
+        pid = await launch_detached(
+            [find_traefik(), self.traefik_marker], dict(os.environ), self.logs_dir / "traefik.log"
+        )
+        write_atomically(self.traefik_pid_file, str(pid))
+        await self._wait_for_traefik(pid)
+        log.info("traefik.started", pid=pid, http_port=self.http_port, admin_port=self.admin_port)
+        return pid
+
+    async def stop_traefik(self) -> None:
+        for pid in processes_marked(self.traefik_marker):
+            await terminate(pid, self.traefik_marker)
+        self.traefik_pid_file.unlink(missing_ok=True)
+
+    def traefik_pid(self) -> int | None:
+        """The pid of the Traefik this environment started, while it runs."""
+        try:
+            pid = int(self.traefik_pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if is_ours(pid, self.traefik_marker) else None
+
     async def _traefik_answers(self) -> bool:
-        pid = self._traefik_pid()
-        if pid is None or not is_ours(pid, self._traefik_marker):
+        if self.traefik_pid() is None:
             return False
         try:
             async with httpx.AsyncClient(timeout=TRAEFIK_PING_TIMEOUT_SECONDS) as client:
@@ -238,30 +279,43 @@ class LocalEnvironment:
         except httpx.HTTPError:
             return False
 
+    async def _wait_for_router(self) -> None:
+        """Wait for the supervisor's Traefik. A supervisor that exited (no traefik
+        binary, a crash) fails this once none has been seen for SUPERVISOR_GONE_SECONDS,
+        not at the deadline; not at the first scan that finds none, which can miss a
+        process in the middle of exec (its command line still empty)."""
+        last_seen = time.monotonic()
+
+        def supervisor_seen_lately() -> bool:
+            nonlocal last_seen
+            if processes_marked(self.supervisor_marker):
+                last_seen = time.monotonic()
+            return time.monotonic() - last_seen < SUPERVISOR_GONE_SECONDS
+
+        await self._poll_traefik(
+            supervisor_seen_lately, f"the router supervisor exited; see {self.logs_dir / 'router-supervisor.log'}"
+        )
+
     async def _wait_for_traefik(self, pid: int) -> None:
+        """Wait for the Traefik just launched as pid, judged alive by its start time:
+        its command line can still be empty while it execs."""
+        started_at = _live_start_time(pid)
+        await self._poll_traefik(
+            lambda: started_at is not None and _live_start_time(pid) == started_at,
+            f"traefik exited at start; see {self.logs_dir / 'traefik.log'}",
+        )
+
+    async def _poll_traefik(self, still_starting: Callable[[], object], gone: str) -> None:
         deadline = time.monotonic() + TRAEFIK_START_TIMEOUT_SECONDS
         while not await self._traefik_answers():
-            if not is_ours(pid, self._traefik_marker):
-                raise LocalEnvironmentError(
-                    f"traefik exited at start; see {self.logs_dir / 'traefik.log'}"
-                )
+            if not still_starting():
+                raise LocalEnvironmentError(gone)
             if time.monotonic() > deadline:
                 raise LocalEnvironmentError(
                     f"traefik did not answer {self.admin_url}/ping within "
                     f"{TRAEFIK_START_TIMEOUT_SECONDS:g}s; see {self.logs_dir / 'traefik.log'}"
                 )
             await asyncio.sleep(0.1)
-
-    async def _stop_traefik(self) -> None:
-        for pid in processes_marked(self._traefik_marker):
-            await terminate(pid, self._traefik_marker)
-        self.traefik_pid_file.unlink(missing_ok=True)
-
-    def _traefik_pid(self) -> int | None:
-        try:
-            return int(self.traefik_pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
 
     def _traefik_static_config(self) -> dict:
         """JSON is valid YAML, so the static and dynamic files are written with json."""
