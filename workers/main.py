@@ -8,6 +8,7 @@ in a terminal (PIPELINE_LOG_FORMAT=json|console to choose).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 from datetime import timedelta
 
@@ -23,6 +24,8 @@ from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search
 
 log = structlog.get_logger("pipeline.worker")
 
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 30.0
 
 def build_worker(client: Client, task_queue: str) -> Worker:
     return Worker(
@@ -43,9 +46,41 @@ def check_gates() -> None:
         log.info("gates", source=source, services=sorted(config.services), groups=sorted(config.groups))
 
 
+async def connect_until_stopped(settings: TemporalSettings, stop: asyncio.Event) -> Client | None:
+    """Connect, retrying with capped exponential backoff until the server answers or
+    stop is set (then None): a worker started before its server waits for it."""
+    delay = FIRST_RETRY_SECONDS
+    for attempt in itertools.count(1):
+        try:
+            return await connect(settings)
+        except RuntimeError as error:  # what Client.connect raises when it cannot connect
+            log.warning(
+                "temporal unreachable, retrying",
+                attempt=attempt, address=settings.address, error=str(error), retry_in_seconds=delay,
+            )
+        if await _set_within(stop, delay):
+            return None
+        delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def run(settings: TemporalSettings) -> None:
     check_gates()
-    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    client = await connect_until_stopped(settings, stop)
+    if client is None:
+        log.info("worker stopped before connecting")
+        return
     try:
         added = await ensure_search_attributes(client)
         if added:
@@ -53,10 +88,6 @@ async def run(settings: TemporalSettings) -> None:
     except RPCError as error:
         log.warning("could not check search attributes; register them as the README says", error=error.message)
     worker = build_worker(client, settings.task_queue)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     log.info("worker started", address=settings.address, namespace=settings.namespace, task_queue=settings.task_queue)
     async with worker:
         await stop.wait()
