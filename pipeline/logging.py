@@ -2,17 +2,87 @@
 
 Standard-library records (Temporal's workflow and activity loggers among them) go
 through the same structlog processors, so every line of a worker has one format.
+
+No credential reaches a line: every record passes `Redactor`, which blanks URL
+userinfo, URL query values and the values of the worker's secret-bearing
+environment variables; exceptions are rendered to plain text before it (Rich's
+pretty tracebacks would print local variables, tokens included, past it); and
+httpx/httpcore, which log each request URL at INFO, only log warnings.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import structlog
 
-from pipeline.models import ServiceRef
+from pipeline.gates import GatesConfigError, load_gates_config
+from pipeline.models import SECRET_NAME_HINT, ServiceRef
+
+REDACTED = "[REDACTED]"
+QUIET_LOGGERS = ("httpx", "httpcore")
+MIN_SECRET_LENGTH = 6
+"""Shorter values are not redacted: blanking every "1" or "true" in every line would
+hide more than it protects."""
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_USERINFO = re.compile(r"^(?P<scheme>[^:]+://)[^/?#@]+@")
+_QUERY_VALUE = re.compile(r"(?P<name>[?&][^=&#]+=)[^&#]*")
+
+
+class Redactor:
+    """A structlog processor that blanks credentials in every string of an event."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        # Longest first, so a secret containing another is blanked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        return {key: self.redact(value) for key, value in event_dict.items()}
+
+    def redact(self, value: Any) -> Any:
+        """Strings redacted, containers walked; any other object becomes its redacted
+        repr, which is what both renderers would print for it anyway."""
+        if isinstance(value, str):
+            return self._redact_text(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, Mapping):
+            return {key: self.redact(item) for key, item in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.redact(item) for item in value]
+        return self._redact_text(repr(value))
+
+    def _redact_text(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return _URL.sub(lambda url: _redact_url(url.group()), text)
+
+
+def _redact_url(url: str) -> str:
+    url = _USERINFO.sub(rf"\g<scheme>{REDACTED}@", url)
+    return _QUERY_VALUE.sub(rf"\g<name>{REDACTED}", url)
+
+
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """Values of the variables whose names say they hold a secret, and of the
+    gates file's webhook URL variables (a Slack URL is itself the token)."""
+    names = {name for name in environ if SECRET_NAME_HINT.search(name)} | set(_webhook_url_variables(environ))
+    return [environ[name] for name in names if environ.get(name)]
+
+
+def _webhook_url_variables(environ: Mapping[str, str]) -> list[str]:
+    try:
+        config, _ = load_gates_config(dict(environ))
+    except GatesConfigError:
+        return []  # the worker reports it and stops; there are no webhooks to hide
+    every_service = [config.defaults, *config.services.values()]
+    return [webhook.url_env for gates in every_service for webhook in gates.webhooks]
 
 
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
@@ -34,12 +104,19 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                Redactor(secret_values(os.environ)),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("PIPELINE_LOG_LEVEL", "INFO"))
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def release_logger(ref: ServiceRef) -> structlog.stdlib.BoundLogger:

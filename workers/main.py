@@ -15,6 +15,7 @@ from datetime import timedelta
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import activities
 import workflows
@@ -27,12 +28,23 @@ log = structlog.get_logger("pipeline.worker")
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
 
+LOGGING_MODULES = ("structlog",)
+"""The log handler runs inside the sandbox when workflow code logs, and structlog
+imports lazily while it formats: the sandbox would re-import structlog and refuse
+the os.environ reads it makes at import time ("--- Logging error ---")."""
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*LOGGING_MODULES))
+
+
 def build_worker(client: Client, task_queue: str) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows.ALL,
         activities=activities.ALL,
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
