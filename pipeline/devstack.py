@@ -118,7 +118,8 @@ async def restart_temporal(stack: Stack) -> None:
     if stack.temporal_db is None or stack.temporal is None:
         raise ValueError("restart_temporal needs a stack started with local_stack(..., temporal_db=PATH)")
     port = int(stack.temporal_address.rsplit(":", 1)[1])
-    await stack.temporal.shutdown()
+    stopped, stack.temporal = stack.temporal, None  # none to shut down at exit if the start fails
+    await stopped.shutdown()
     stack.temporal = await start_temporal(ui_port=stack.ui_port, port=port, db_file=stack.temporal_db)
     stack.client = stack.temporal.client
 
@@ -167,7 +168,8 @@ async def local_stack(
         if prometheus:
             await prometheus.stop()
         await local.stop_all()
-        await stack.temporal.shutdown()  # the one running now, after any restart_temporal
+        if stack.temporal is not None:  # the one running now, after any restart_temporal
+            await stack.temporal.shutdown()
 
 
 async def set_live_activity(stack: Stack, service: str, **counts: int) -> dict[str, int]:
