@@ -40,11 +40,13 @@ STOP_GRACE_SECONDS = 5.0
 WEB_ENTRYPOINT = "web"
 
 # Launches argv in a new session and exits at once, so the real process is
-# reparented to init instead of lingering as a zombie child of the caller.
+# reparented to init instead of lingering as a zombie child of the caller. The
+# child's environment arrives as JSON on stdin: only the child ever runs with it.
 _DETACHING_LAUNCHER = """
-import subprocess, sys
+import json, subprocess, sys
+env = json.load(sys.stdin)
 log = open(sys.argv[1], "ab")
-child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log,
+child = subprocess.Popen(sys.argv[2:], env=env, stdin=subprocess.DEVNULL, stdout=log,
                          stderr=subprocess.STDOUT, start_new_session=True)
 print(child.pid)
 """
@@ -58,13 +60,17 @@ class LocalEnvironmentError(TargetError):
 
 
 async def launch_detached(argv: list[str], env: dict[str, str], log_path: Path) -> int:
-    """Start argv detached, output appended to log_path, and return its pid."""
+    """Start argv detached with exactly `env`, output appended to log_path, and return its pid.
+
+    The `python -c` launcher runs with the caller's own environment, never `env`, so
+    a loader or interpreter variable meant for argv cannot run code in it; -I also
+    keeps PYTHON* variables, the user site and the current directory out of it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     launcher = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _DETACHING_LAUNCHER, str(log_path), *argv,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-I", "-c", _DETACHING_LAUNCHER, str(log_path), *argv,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await launcher.communicate()
+    stdout, stderr = await launcher.communicate(json.dumps(env).encode())
     if launcher.returncode != 0:
         raise LocalEnvironmentError(f"could not start {argv[0]}: {stderr.decode().strip()}")
     return int(stdout)

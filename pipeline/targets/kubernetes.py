@@ -21,7 +21,9 @@ retire() removes the leftovers (the scaled-down canary Deployment).
 
 Every method reads the live objects and only writes what differs, so a retry after
 a crash finds the work done. Environment values `secret://NAME` become references to
-key NAME of the Secret `<svc>-secrets`: secret values never enter a pod spec.
+key NAME of the Secret `<svc>-secrets`: secret values never enter a pod spec. A
+release's env is checked again here (pipeline/decisions/service_env.py), so a request
+recorded before those rules tightened cannot put a loader variable into a pod.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from typing import Any
 import structlog
 from kubernetes.client.exceptions import ApiException
 
+from pipeline.decisions.service_env import env_problems, secret_name
 from pipeline.kube import STRATEGIC_MERGE_PATCH, Kube, KubeSettings, NotFound, api_client
-from pipeline.models import SECRET_REFERENCE_PREFIX, PreflightReport, ServiceRef, Slot, TrafficRequest
+from pipeline.models import PreflightReport, ServiceRef, Slot, TrafficRequest
 from pipeline.routers.cluster import ClusterRouter, router_for, wants_segments
 from pipeline.suites import load_catalog, missing_suites
 from pipeline.targets.base import PermanentTargetError, Progress, TargetError, no_progress
@@ -86,6 +89,8 @@ class KubernetesTarget:
     async def deploy(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> bool:
         if slot not in (Slot.STAGING, Slot.CANARY):
             raise PermanentTargetError(f"deploy runs a version in staging or canary, not {slot}")
+        if problems := env_problems(env):
+            raise PermanentTargetError(f"the kubernetes target refuses the release's env: {'; '.join(problems)}")
         stable = await self._read(self._settings.namespace, service)
         image = with_tag(main_container(stable, service)["image"], version)
         if slot is Slot.STAGING:
@@ -342,8 +347,8 @@ def merged_env(current: list[dict[str, Any]], env: dict[str, str], service: str)
 
 
 def _env_entry(name: str, value: str, service: str) -> dict[str, Any]:
-    if value.startswith(SECRET_REFERENCE_PREFIX):
-        key = value.removeprefix(SECRET_REFERENCE_PREFIX)
+    key = secret_name(value)
+    if key is not None:
         return {"name": name, "value": None, "valueFrom": {"secretKeyRef": {"name": f"{service}-secrets", "key": key}}}
     return {"name": name, "value": value, "valueFrom": None}
 

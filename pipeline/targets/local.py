@@ -7,6 +7,11 @@ replaced, idle until retired). Every method is safe to retry after a crash at an
 point: it compares the state and the live processes with what is asked and only
 does what is missing. A process is only killed while /proc shows it still runs
 with its instance id, so a recycled pid is never killed.
+
+A service process gets a minimal base environment (BASE_VARIABLES, LC_*), the
+release's env checked by env_problems, and its `secret://NAME` references read from
+the worker's PIPELINE_SECRET_NAME; never the rest of the worker's environment, which
+holds the worker's own credentials.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, Field, ValidationError
 
+from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.localenv import (
     LocalEnvironment,
     find_traefik,
@@ -35,7 +41,6 @@ from pipeline.localenv import (
     write_atomically,
 )
 from pipeline.models import (
-    SECRET_REFERENCE_PREFIX,
     SERVICE_PATTERN,
     PreflightReport,
     ServiceRef,
@@ -53,6 +58,10 @@ PREVIOUS = "previous"
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 5
+BASE_VARIABLES = ("PATH", "LANG", "TZ")
+"""Taken from the worker for every service process, with its LC_* variables. The sample
+service needs nothing more to import pipeline.gallery.app: this venv's interpreter finds
+the installed package on its own."""
 
 
 class SlotProcess(BaseModel):
@@ -99,6 +108,9 @@ class LocalTarget:
     async def deploy(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> bool:
         if slot not in (Slot.STAGING, Slot.CANARY):
             raise PermanentTargetError(f"deploy runs a version in staging or canary, not {slot}")
+        if problems := env_problems(env):
+            raise PermanentTargetError(f"the local target refuses the release's env: {'; '.join(problems)}")
+        service_env = {**_base_environment(), **_resolve_secrets(env)}
         async with self._locks[service]:
             state = self._load(service)
             current = state.slots.get(slot)
@@ -107,7 +119,7 @@ class LocalTarget:
             await self._stop_orphans(service, slot, state)
             if current:
                 await terminate(current.pid, current.instance_id)
-            state.slots[slot] = await self._start(service, slot, version, env)
+            state.slots[slot] = await self._start(service, slot, version, env, service_env)
             self._save(service, state)
             return True
 
@@ -212,12 +224,16 @@ class LocalTarget:
             await terminate(superseded.pid, superseded.instance_id)
             log.info("version.retired", service=service, version=superseded.version, reason="superseded")
 
-    async def _start(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> SlotProcess:
+    async def _start(
+        self, service: str, slot: Slot, version: str, env: dict[str, str], service_env: dict[str, str]
+    ) -> SlotProcess:
+        """Start the version with `service_env`; the slot records `env`, which holds
+        references rather than secret values."""
         port = _free_port()
         instance_id = f"{self._slot_marker(service, slot)}{uuid.uuid4().hex[:8]}"
         argv = [sys.executable, "-m", "pipeline.gallery.app",
                 "--port", str(port), "--version", version, "--instance-id", instance_id]
-        pid = await launch_detached(argv, {**os.environ, **_resolve_secrets(env)}, self._log_path(instance_id))
+        pid = await launch_detached(argv, service_env, self._log_path(instance_id))
         log.info("slot.started", service=service, slot=slot, version=version, pid=pid, port=port,
                  env_names=sorted(env))
         return SlotProcess(pid=pid, port=port, version=version, instance_id=instance_id, env=env)
@@ -275,15 +291,23 @@ class LocalTarget:
         write_atomically(self._state_path(service), state.model_dump_json(indent=2))
 
 
+def _base_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name in BASE_VARIABLES or name.startswith("LC_")}
+
+
 def _resolve_secrets(env: dict[str, str]) -> dict[str, str]:
-    """Replace `secret://NAME` references with NAME from the worker's environment:
-    the request carries references, the value only reaches the process."""
+    """Replace each `secret://NAME` with the worker's PIPELINE_SECRET_NAME: the request
+    carries references, the value only reaches the process. Only that declared prefix
+    is read, so a release cannot copy any other worker variable into its service."""
     resolved = {}
     for name, value in env.items():
-        if value.startswith(SECRET_REFERENCE_PREFIX):
-            source = value.removeprefix(SECRET_REFERENCE_PREFIX)
+        secret = secret_name(value)
+        if secret is not None:
+            source = worker_secret_variable(secret)
             if source not in os.environ:
-                raise PermanentTargetError(f"{name} refers to {source}, which the worker's environment lacks")
+                raise PermanentTargetError(
+                    f"{name} refers to secret {secret}, which this worker does not declare ({source})"
+                )
             value = os.environ[source]
         resolved[name] = value
     return resolved

@@ -1,0 +1,55 @@
+"""A release's env on the kubernetes target, through the real client against the API
+server double: `secret://NAME` stays a secretKeyRef and NAME follows the same pattern
+as on the local target; an env the request model refuses never reaches a pod spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.models import Slot
+from pipeline.targets.base import PermanentTargetError
+from pipeline.targets.kubernetes import KubernetesTarget
+from tests.k8s_double import KubeDouble
+from tests.k8s_fixtures import PRODUCTION, SERVICE, STAGING, seed, target_on
+
+
+@pytest.fixture
+def double() -> Iterator[KubeDouble]:
+    double = KubeDouble().start()
+    seed(double)
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def target(double: KubeDouble, tmp_path) -> KubernetesTarget:
+    return target_on(double, tmp_path)
+
+
+def canary_env(double: KubeDouble) -> list[dict]:
+    return double.get("deployments", PRODUCTION, f"{SERVICE}-canary")["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+async def test_a_secret_reference_becomes_a_key_of_the_services_secret(double, target):
+    assert await target.deploy(SERVICE, Slot.CANARY, "2.0.0", {"DB_PASSWORD": "secret://DB_PASSWORD"})
+    assert canary_env(double)[-1] == {
+        "name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": f"{SERVICE}-secrets", "key": "DB_PASSWORD"}},
+    }
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"DB_PASSWORD": "secret://db-password"}, "DB_PASSWORD: secret reference 'secret://db-password'"),
+    ({"X": "secret://../other-secret"}, "X: secret reference"),
+    ({"LD_PRELOAD": "/tmp/x.so"}, "LD_PRELOAD may not be set"),
+    ({"KUBERNETES_SERVICE_HOST": "10.9.9.9"}, "KUBERNETES_SERVICE_HOST may not be set"),
+    ({"BIG": "x" * 5000}, "BIG: value is 5000 characters"),
+])
+@pytest.mark.parametrize("slot", [Slot.STAGING, Slot.CANARY])
+async def test_an_env_the_request_model_refuses_is_never_written(double, target, slot, env, named):
+    with pytest.raises(PermanentTargetError, match=f"refuses the release's env: {named}"):
+        await target.deploy(SERVICE, slot, "2.0.0", env)
+    assert double.writes("deployments") == []
+    assert double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None
+    assert "LD_PRELOAD" not in str(double.get("deployments", STAGING, SERVICE))
