@@ -21,7 +21,7 @@ import activities
 import workflows
 from pipeline.gates import BUILT_IN_SOURCE, GatesConfigError, load_gates_config
 from pipeline.logging import configure_logging
-from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes
+from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes, exit_process
 
 log = structlog.get_logger("pipeline.worker")
 
@@ -113,6 +113,9 @@ def main() -> None:
     except GatesConfigError as error:
         log.error("worker not started", error=str(error))
         raise SystemExit(2) from None
+    # A stop on SIGTERM is a clean exit: not the abort the client's native threads
+    # can cause at interpreter shutdown (see exit_process).
+    exit_process(0)
 
 
 if __name__ == "__main__":
