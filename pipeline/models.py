@@ -9,12 +9,13 @@ workflow, the activities, the CLI and the tests speak the same language.
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.decisions.service_env import ENV_NAME_PATTERN, SECRET_NAME_HINT, SECRET_REFERENCE_PREFIX, env_problems
 
 
 class Strict(BaseModel):
@@ -149,9 +150,6 @@ TargetName = Literal["local", "kubernetes"]
 
 SERVICE_PATTERN = r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
-ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
-SECRET_NAME_HINT = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|CREDENTIAL)")
-SECRET_REFERENCE_PREFIX = "secret://"
 SEGMENT_PATTERN = r"^[A-Za-z0-9._ -]{1,64}$"
 """A user-segment value: what every router can match literally (Traefik's regexp, Istio's exact match)."""
 SUITE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -370,15 +368,12 @@ class ReleaseRequest(Input):
     @field_validator("env")
     @classmethod
     def _env_is_plain_configuration(cls, env: dict[str, str]) -> dict[str, str]:
-        """The request is stored in workflow history, so it may name secrets but never hold them."""
-        for name, value in env.items():
-            if not re.match(ENV_NAME_PATTERN, name):
-                raise ValueError(f"{name!r} is not a valid environment variable name")
-            if SECRET_NAME_HINT.search(name) and not value.startswith(SECRET_REFERENCE_PREFIX):
-                raise ValueError(
-                    f"{name} looks like a secret; workflow history is not a secret store, "
-                    f"pass a reference such as '{SECRET_REFERENCE_PREFIX}{name}' instead"
-                )
+        """The request is stored in workflow history and becomes a process's environment:
+        plain application configuration only, bounded, secrets by reference (the rules:
+        pipeline/decisions/service_env.py)."""
+        problems = env_problems(env)
+        if problems:
+            raise ValueError("; ".join(problems))
         return env
 
 

@@ -107,6 +107,24 @@ async def test_unsafe_policies_are_refused_at_validation(world: FakeWorld, start
     assert world.calls == []
 
 
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"LD_PRELOAD": "/tmp/evil.so"}, "LD_PRELOAD may not be set by a release"),
+        ({"PYTHONPATH": "/tmp/evil"}, "PYTHONPATH may not be set by a release"),
+        ({"NOTE": "x" * (1 << 20)}, "NOTE: value is 1048576 characters"),
+        ({"NOTE": "a\x00b"}, "NOTE: value holds a control character"),
+        ({f"V{i}": "v" for i in range(65)}, "65 variables, at most 64 allowed"),
+    ],
+)
+async def test_unsafe_env_is_refused_at_once_not_after_retries(world: FakeWorld, start, env, problem):
+    handle = await start({**REQUEST, "env": env})
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert problem in failure.value.cause.message
+    assert world.calls == []
+
+
 async def test_an_oversized_request_is_refused_at_once(world: FakeWorld, start):
     handle = await start({**REQUEST, "description": "d" * 1_000, "policy": {"queries": {"error_rate": "q" * 4_096, "requests": "r" * 4_096}}, "env": {f"V{i}": "v" * 4_000 for i in range(20)}})
     with pytest.raises(WorkflowFailureError) as failure:

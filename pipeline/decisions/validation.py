@@ -3,7 +3,6 @@ into one error message that names every bad field."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,13 +23,14 @@ class InvalidRequest(ValueError):
 def parse_request(raw: Any) -> ReleaseRequest:
     if not isinstance(raw, dict):
         raise InvalidRequest([f"input: expected one JSON object, got {type(raw).__name__}"])
-    size = len(json.dumps(raw, default=str))
-    if size > MAX_REQUEST_BYTES:
-        raise InvalidRequest([f"input: {size} bytes of JSON, more than the {MAX_REQUEST_BYTES} a release request may have"])
     try:
-        return ReleaseRequest.model_validate(raw)
+        request = ReleaseRequest.model_validate(raw)
     except ValidationError as error:
         raise InvalidRequest(describe_problems(error)) from None
+    size = len(request.model_dump_json())
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidRequest([f"input: {size} bytes of JSON, more than the {MAX_REQUEST_BYTES} a release request may have"])
+    return request
 
 
 def describe_problems(error: ValidationError) -> list[str]:
