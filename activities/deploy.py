@@ -41,8 +41,9 @@ async def deploy_version(request: DeployRequest) -> bool:
 @activity.defn
 async def wait_ready(request: DeployRequest) -> None:
     with permanent_errors_not_retried():
-        await target_for(request.ref.target).wait_ready(
-            request.ref.service, request.slot, request.version, activity.heartbeat
+        await heartbeating(
+            target_for(request.ref.target).wait_ready(request.ref.service, request.slot, request.version, activity.heartbeat),
+            f"waiting for {request.slot.value} {request.version}",
         )
     release_logger(request.ref).info("ready", slot=request.slot.value, version=request.version)
 

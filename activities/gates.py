@@ -10,6 +10,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from pipeline.decisions.calendar import evaluate
 from pipeline.gates import GatesConfigError, load_gates_config, release_gates
 from pipeline.logging import release_logger
@@ -57,7 +58,7 @@ async def check_live_activity(ref: ServiceRef) -> LiveActivityReport:
     if check is None or (check.targets and ref.target not in check.targets):
         report = LiveActivityReport(clear=True, detail=f"no live-activity endpoint configured for {ref.service} on {ref.target}")
     else:
-        report = await _read_live_activity(ref, check)
+        report = await heartbeating(_read_live_activity(ref, check), "reading live activity")
     release_logger(ref).info("live activity checked", clear=report.clear, counts=report.counts)
     return report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from pipeline.logging import release_logger
 from pipeline.metrics import provider_for
 from pipeline.metrics.base import MetricsUnavailable
@@ -16,7 +17,7 @@ async def observe_metrics(request: ObserveRequest) -> Observation:
     """Metrics of canary and stable since `request.cursor`. A provider that cannot be
     read fails the activity (and Temporal retries it): no data is never healthy."""
     try:
-        observation = await provider_for(request).observe(request.ref.service, request.cursor)
+        observation = await heartbeating(provider_for(request).observe(request.ref.service, request.cursor), "reading metrics")
     except MetricsUnavailable as error:
         raise ApplicationError(f"metrics unavailable: {error}", type="MetricsUnavailable") from error
     release_logger(request.ref).info(

@@ -106,12 +106,12 @@ ROLLBACK_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 UI until the target answers, and it lands within seconds of the target coming back."""
 TRAFFIC_TIMEOUT = timedelta(seconds=30)
 """A traffic change is a file write or an API patch and its confirmation: seconds."""
-CHANGE_HEARTBEAT = timedelta(seconds=5)
-"""Every activity that changes the world heartbeats: a worker lost in the middle of one
-is noticed in seconds and the change retried elsewhere, not after its whole timeout."""
+HEARTBEAT = timedelta(seconds=5)
+"""Every activity that changes the world or waits on it heartbeats: a worker lost in the
+middle of one is noticed in seconds and the activity retried elsewhere, not after its
+whole timeout."""
 LONG_ACTIVITY = timedelta(minutes=2)
-LONG_HEARTBEAT = timedelta(seconds=30)
-"""Reads allowed longer than LONG_ACTIVITY (readiness, staging suites) heartbeat too."""
+"""Reads allowed longer than this (readiness, staging suites) heartbeat too."""
 READ_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3)
 NOTIFY_RETRIES = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=10), maximum_attempts=3)
 NOTIFY_DRAIN_SECONDS = 60
@@ -582,7 +582,7 @@ class ReleaseWorkflow:
         try:
             await self._interruptible(
                 set_traffic, self._traffic(weight, segments=True), summary,
-                TRAFFIC_TIMEOUT, retry=CHANGE_RETRIES, heartbeat=CHANGE_HEARTBEAT,
+                TRAFFIC_TIMEOUT, retry=CHANGE_RETRIES, heartbeat=HEARTBEAT,
             )
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
@@ -642,7 +642,7 @@ class ReleaseWorkflow:
             stable_version=self._status.stable_version,
         )
         try:
-            return await self._interruptible(observe_metrics, request, "read canary metrics", timedelta(minutes=1))
+            return await self._interruptible(observe_metrics, request, "read canary metrics", timedelta(minutes=1), heartbeat=HEARTBEAT)
         except ActivityError as error:
             self._note(f"metrics unavailable: {_cause(error)}")
             return Observation(window_seconds=0, canary=VersionMetrics(), stable=VersionMetrics(), cursor=self._cursor)
@@ -716,7 +716,9 @@ class ReleaseWorkflow:
         """What is live on the platform, or None when nothing is. An endpoint that
         cannot be read counts as live: unknown is never clear."""
         try:
-            report = await self._interruptible(check_live_activity, self._ref(), f"check live activity before {change}", timedelta(seconds=30))
+            report = await self._interruptible(
+                check_live_activity, self._ref(), f"check live activity before {change}", timedelta(seconds=30), heartbeat=HEARTBEAT
+            )
         except ActivityError as error:
             return f"unknown ({_cause(error)})"
         return None if report.clear else report.detail
@@ -789,7 +791,7 @@ class ReleaseWorkflow:
         to the end even if the release is stopped meanwhile; a failure after retries
         fails the release."""
         try:
-            return await workflow.execute_activity(activity, arg, **_activity_options(summary, timeout, retry, CHANGE_HEARTBEAT))
+            return await workflow.execute_activity(activity, arg, **_activity_options(summary, timeout, retry, HEARTBEAT))
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {_cause(error)}") from None
 
@@ -1044,7 +1046,7 @@ def _activity_options(summary: str, timeout: timedelta, retry: RetryPolicy, hear
     dead worker is noticed in seconds, not at the end of its timeout."""
     return {
         "start_to_close_timeout": timeout,
-        "heartbeat_timeout": heartbeat or (LONG_HEARTBEAT if timeout > LONG_ACTIVITY else None),
+        "heartbeat_timeout": heartbeat or (HEARTBEAT if timeout > LONG_ACTIVITY else None),
         "retry_policy": retry,
         "summary": summary,
     }
