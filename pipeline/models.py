@@ -838,6 +838,13 @@ class TrafficRequest(Strict):
     canary_segments: list[str] = Field(default_factory=list)
 
 
+class TrafficFence(Strict):
+    """The last traffic change a target applied for a service: which release, which sequence."""
+
+    release_id: str
+    sequence: int
+
+
 class SlotRequest(Strict):
     ref: ServiceRef
     slot: Slot

@@ -128,6 +128,18 @@ async def test_the_same_traffic_request_is_applied_once(env, target, gallery):
     assert applied[0]["service"] == "gallery" and applied[0]["segments_to_canary"] is False
 
 
+async def test_a_late_forward_step_never_undoes_the_rollback_after_it(env, target, gallery):
+    """A step retried after its worker was lost arrives after the kill switch's rollback:
+    the rollback (a later sequence of the same release) stands."""
+    rollback = traffic("gallery", 0).model_copy(update={"sequence": 8, "ref": ServiceRef(release_id="fenced", service="gallery")})
+    late_step = traffic("gallery", 50).model_copy(update={"sequence": 7, "ref": rollback.ref})
+    await target.set_traffic(rollback)
+
+    assert await target.set_traffic(late_step) is False
+    assert not [change for change in change_log(env) if change["canary_weight"] == 50]
+    assert set(await served_versions(env, "gallery", 40)) == {"1.0"}
+
+
 async def test_metrics_tell_a_failing_canary_from_a_healthy_stable(env, target):
     await install(target, "flaky", "1.0")
     await release(target, "flaky", "2.0", {"GALLERY_ERROR_RATE": "0.5"})

@@ -24,6 +24,7 @@ from pipeline.logging import configure_logging
 from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes, exit_process
 
 log = structlog.get_logger("pipeline.worker")
+STICKY_TIMEOUT = timedelta(seconds=5)
 
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
@@ -46,6 +47,9 @@ def build_worker(client: Client, task_queue: str) -> Worker:
         activities=activities.ALL,
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # A workflow task waits this long on a lost worker's sticky queue before any
+        # worker may take it: it bounds how late a kill switch is after a worker dies.
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
 
 

@@ -31,6 +31,7 @@ import structlog
 from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
+from pipeline.decisions.fencing import fence_of, is_stale
 from pipeline.localenv import (
     LocalEnvironment,
     find_traefik,
@@ -45,6 +46,7 @@ from pipeline.models import (
     PreflightReport,
     ServiceRef,
     Slot,
+    TrafficFence,
     TrafficRequest,
 )
 from pipeline.routers.base import TrafficRouter
@@ -81,6 +83,7 @@ class SlotProcess(BaseModel):
 
 class ServiceState(BaseModel):
     slots: dict[str, SlotProcess] = Field(default_factory=dict)
+    traffic_fence: TrafficFence | None = None
 
 
 class LocalTarget:
@@ -150,13 +153,20 @@ class LocalTarget:
     async def set_traffic(self, request: TrafficRequest) -> bool:
         service = request.ref.service
         async with self._locks[service]:
-            slots = self._load(service).slots
-            stable, canary = slots.get(Slot.STABLE), slots.get(Slot.CANARY)
+            state = self._load(service)
+            if is_stale(state.traffic_fence, request):
+                log.warning("traffic.stale_change_ignored", service=service, release_id=request.ref.release_id,
+                            sequence=request.sequence, applied=state.traffic_fence.sequence)
+                return False
+            stable, canary = state.slots.get(Slot.STABLE), state.slots.get(Slot.CANARY)
             if canary is None and (request.canary_weight > 0 or request.segments_to_canary):
                 raise PermanentTargetError(f"{service} has no canary to send traffic to")
-            return await self._router.apply(
+            changed = await self._router.apply(
                 service, stable.url if stable else None, canary.url if canary else None, request
             )
+            state.traffic_fence = fence_of(request)
+            self._save(service, state)
+            return changed
 
     async def stop(self, service: str, slot: Slot) -> bool:
         async with self._locks[service]:
