@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 
 from pipeline.gates import GatesConfigError, load_gates_config
-from pipeline.models import SECRET_NAME_HINT, ServiceRef
+from pipeline.decisions.service_env import SECRET_NAME_HINT
+from pipeline.models import ServiceRef
 
 REDACTED = "[REDACTED]"
 QUIET_LOGGERS = ("httpx", "httpcore")

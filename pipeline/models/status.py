@@ -1,0 +1,123 @@
+"""What a release reports (the status query and its result) and what it carries into
+its next run when it continues as new."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pipeline.models.base import Outcome, Phase, Slot, Stage, Strict
+from pipeline.models.request import ReleaseRequest
+from pipeline.models.analysis import Analysis, AnalysisMemory, MetricCheck
+from pipeline.models.gates import ReleaseGates
+
+
+class Approval(Strict):
+    stage: Stage
+    approver: str
+    comment: str = ""
+    at: str
+
+
+class BreakGlassRecord(Strict):
+    actor: str
+    reason: str
+    at: str
+
+
+class GateHold(Strict):
+    """Why a production change is waiting, and until when if known."""
+
+    gate: Literal["window", "live_activity"]
+    change: str
+    reason: str
+    until: str | None = None
+
+    def why(self) -> str:
+        return f"{self.reason} until {self.until}" if self.until else self.reason
+
+
+class TimelineEntry(Strict):
+    at: str
+    phase: Phase
+    message: str
+
+
+class ReleaseStatus(Strict):
+    """Answer of the `status` query."""
+
+    release_id: str
+    service: str | None = None
+    version: str | None = None
+    target: str | None = None
+    phase: Phase
+    canary_weight: int = 0
+    pending_approval: Stage | None = None
+    paused: bool = False
+    outcome: Outcome | None = None
+    reason: str | None = None
+    stable_version: str | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    approval_deadline: str | None = None
+    gates: ReleaseGates | None = None
+    hold: GateHold | None = None
+    break_glass: BreakGlassRecord | None = None
+    last_analysis: Analysis | None = None
+    ignored_signals: list[str] = Field(default_factory=list)
+    notification_failures: list[str] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    continued_runs: int = 0
+    """How many times the release continued as new to keep its history short."""
+
+
+class ReleaseResult(Strict):
+    release_id: str
+    service: str | None
+    version: str | None
+    outcome: Outcome
+    reason: str
+    breach: MetricCheck | None = None
+    canary_weight: int = 0
+    stable_version: str | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    break_glass: BreakGlassRecord | None = None
+    last_analysis: Analysis | None = None
+
+
+class Progress(Strict):
+    """How far a release got: a continued run skips what is done and resumes the wait
+    it was in."""
+
+    locked: bool = False
+    preflight: bool = False
+    staged: bool = False
+    canary_routed: bool = False
+    canary_watched: bool = False
+    steps_done: int = 0
+    """Production steps whose traffic was applied and fully watched."""
+    step_routed: bool = False
+    """The current step's traffic is applied; its watch goes on."""
+    watch_elapsed: int = 0
+    """Seconds of the current canary or step watch already analysed."""
+    gate_busy_since: datetime | None = None
+    """When live activity started holding the current production change."""
+
+
+class Continuation(Strict):
+    """What a release carries into its next run when its history grows long: the
+    validated request, its status (approvals, gates, hold, bounded timeline), the
+    analysis memory and cursor, and its progress. Its service lock stays held."""
+
+    request: ReleaseRequest
+    status: ReleaseStatus
+    progress: Progress
+    touched: list[Slot] = Field(default_factory=list)
+    memory: AnalysisMemory = Field(default_factory=AnalysisMemory)
+    cursor: dict[str, Any] = Field(default_factory=dict)
+    analysed_at: datetime | None = None
+    traffic_sequence: int = 0
+    notifications: int = 0
+    lock_guarded: bool = True
+    """The lock was started as a guard that outlives a run (always, for a run that continues)."""
