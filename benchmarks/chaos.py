@@ -60,9 +60,9 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from benchmarks.common import bench_environment, run_benchmark
-from pipeline.devstack import Stack, installed_binary, local_stack, restart_temporal
-from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment, processes_marked
+from pipeline.local.devstack import Stack, installed_binary, local_stack, restart_temporal
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.env import LocalEnvironment, processes_marked
 from pipeline.temporal import exit_process
 from workflows.release import ReleaseWorkflow
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.devstack import Stack
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.devstack import Stack
+from pipeline.local.env import LocalEnvironment
 from pipeline.logging import configure_logging
 from pipeline.temporal import exit_process
 from tests.test_local_target import free_port

@@ -19,9 +19,9 @@ import time
 import httpx
 
 from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
-from pipeline.devstack import Stack, local_stack
-from pipeline.loadgen import LoadGenerator
-from pipeline.localprometheus import find_prometheus
+from pipeline.local.devstack import Stack, local_stack
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.prometheus import find_prometheus
 from tests.test_local_target import free_port
 from workflows.release import ReleaseWorkflow
 

@@ -18,7 +18,7 @@ import time
 import httpx
 
 from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
-from pipeline.devstack import Stack, local_stack, set_live_activity
+from pipeline.local.devstack import Stack, local_stack, set_live_activity
 from workflows.release import ReleaseWorkflow
 
 RECHECK_SECONDS = 1

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
-from pipeline.devstack import installed_binary, local_stack
+from pipeline.local.devstack import installed_binary, local_stack
 from tests.conftest import register_search_attributes
 from tests.fakes import FakeWorld
 from tests.harness import REQUEST, Drive

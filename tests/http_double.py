@@ -12,7 +12,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from pipeline.webhook_sink import LoopbackServer
+from pipeline.local.webhook_sink import LoopbackServer
 
 
 @dataclass

@@ -20,7 +20,7 @@ import httpx
 import structlog
 
 from pipeline.logging import configure_logging
-from pipeline.webhook_sink import LoopbackServer
+from pipeline.local.webhook_sink import LoopbackServer
 
 log = structlog.get_logger("tests.logging_probe")
 

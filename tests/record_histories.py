@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pipeline.devstack import installed_binary
+from pipeline.local.devstack import installed_binary
 from pipeline.temporal import exit_process
 from tests.conftest import register_search_attributes
 from tests.fakes import FAILING, FakeWorld

@@ -20,7 +20,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pipeline.devstack import installed_binary
+from pipeline.local.devstack import installed_binary
 from pipeline.logging import configure_logging
 from pipeline.temporal import exit_process
 from tests.logging_workflow import LoggingWorkflow

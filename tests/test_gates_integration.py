@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, installed_binary, local_stack, set_live_activity
-from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.devstack import Stack, installed_binary, local_stack, set_live_activity
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.env import LocalEnvironment
 from pipeline.models import Outcome, ReleaseResult
 from tests.http_double import PlatformDouble
 from tests.test_integration import until

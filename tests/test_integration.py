@@ -18,9 +18,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, installed_binary, local_stack
-from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.devstack import Stack, installed_binary, local_stack
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.env import LocalEnvironment
 from pipeline.models import Outcome, ReleaseResult, ReleaseStatus
 from tests.test_local_target import free_port
 from workflows.release import ReleaseWorkflow

@@ -16,7 +16,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.env import LocalEnvironment
 from pipeline.metrics.base import MetricsUnavailable
 from pipeline.metrics.traefik import TraefikMetrics
 from pipeline.models import Metric, ServiceRef, Slot, TrafficRequest

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.localenv import LocalEnvironment, launch_detached, processes_marked
+from pipeline.local.env import LocalEnvironment, launch_detached, processes_marked
 from pipeline.models import Slot
 from pipeline.targets.base import PermanentTargetError
 from pipeline.targets.local import LocalTarget

@@ -17,10 +17,10 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, local_stack
-from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment
-from pipeline.localprometheus import find_prometheus
+from pipeline.local.devstack import Stack, local_stack
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.env import LocalEnvironment
+from pipeline.local.prometheus import find_prometheus
 from pipeline.models import Outcome, ReleaseResult
 from tests.test_integration import until
 from tests.test_local_target import free_port

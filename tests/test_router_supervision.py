@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.localenv import LocalEnvironment, processes_marked
+from pipeline.local.env import LocalEnvironment, processes_marked
 
 REPO = Path(__file__).resolve().parent.parent
 RESTART_BOUND_SECONDS = 5.0  # the target is 2 s; the bound leaves room for a loaded CI machine
@@ -93,7 +93,7 @@ async def test_traefik_killed_with_no_release_running_comes_back(env):
 
 async def test_concurrent_callers_start_traefik_once(env):
     caller = (
-        "import asyncio, sys; from pathlib import Path; from pipeline.localenv import LocalEnvironment; "
+        "import asyncio, sys; from pathlib import Path; from pipeline.local.env import LocalEnvironment; "
         "asyncio.run(LocalEnvironment(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])).ensure_router_running())"
     )
     argv = [sys.executable, "-c", caller, str(env.state_dir), str(env.http_port), str(env.admin_port)]

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from pipeline import search_attributes
-from pipeline.devstack import installed_binary
+from pipeline.local.devstack import installed_binary
 from pipeline.models import Outcome, Phase
 from tests.fakes import FakeWorld
 from tests.harness import REQUEST, TASK_QUEUE, Drive, status

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, local_stack
-from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.devstack import Stack, local_stack
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.env import LocalEnvironment
 from pipeline.models import Outcome
-from pipeline.webhook_sink import LoopbackServer
+from pipeline.local.webhook_sink import LoopbackServer
 from tests.test_local_target import free_port
 from tests.test_local_target_env import environ_of
 from workflows.release import ReleaseWorkflow

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.env import LocalEnvironment
 from pipeline.models import ADR_TEST_SUITES, Slot
 from pipeline.suites import load_catalog, missing_suites, run_suite
 from pipeline.targets.local import LocalTarget

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from pipeline.devstack import installed_binary
+from pipeline.local.devstack import installed_binary
 
 REPO = Path(__file__).resolve().parent.parent
 LOG_TIMEOUT_SECONDS = 90  # the worker imports for seconds on a loaded machine

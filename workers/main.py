@@ -1,7 +1,7 @@
 """The release worker: runs ReleaseWorkflow and its activities on one task queue.
 
 Configured by environment (see pipeline/temporal.py for Temporal's settings and
-pipeline/localenv.py for the local target's); logs are JSON unless the worker runs
+pipeline/local/env.py for the local target's); logs are JSON unless the worker runs
 in a terminal (PIPELINE_LOG_FORMAT=json|console to choose).
 """
 

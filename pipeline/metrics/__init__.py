@@ -35,7 +35,7 @@ def provider_for(request: ObserveRequest) -> MetricsProvider:
 
 @cache
 def _local_traefik() -> MetricsProvider:
-    from pipeline.localenv import LocalEnvironment
+    from pipeline.local.env import LocalEnvironment
     from pipeline.metrics.traefik import TraefikMetrics
 
     return TraefikMetrics(LocalEnvironment.from_env())

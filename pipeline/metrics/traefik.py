@@ -19,7 +19,7 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.env import LocalEnvironment
 from pipeline.metrics.base import MetricsUnavailable
 from pipeline.models import Metric, Observation, VersionMetrics
 from pipeline.routers.traefik import canary_service, stable_service

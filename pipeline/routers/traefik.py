@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import structlog
 
-from pipeline.localenv import WEB_ENTRYPOINT, LocalEnvironment, write_atomically
+from pipeline.local.env import WEB_ENTRYPOINT, LocalEnvironment, write_atomically
 from pipeline.models import TrafficRequest
 from pipeline.targets.base import PermanentTargetError, TargetError
 

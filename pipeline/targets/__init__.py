@@ -11,7 +11,7 @@ from pipeline.targets.base import DeployTarget, PermanentTargetError
 @cache
 def target_for(name: str) -> DeployTarget:
     if name == "local":
-        from pipeline.localenv import LocalEnvironment
+        from pipeline.local.env import LocalEnvironment
         from pipeline.targets.local import LocalTarget
 
         return LocalTarget(LocalEnvironment.from_env())

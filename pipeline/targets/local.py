@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.decisions.fencing import fence_of, is_stale
-from pipeline.localenv import (
+from pipeline.local.env import (
     LocalEnvironment,
     find_traefik,
     is_ours,

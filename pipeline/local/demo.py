@@ -31,14 +31,14 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from pipeline.devstack import Stack, local_stack, set_live_activity
-from pipeline.localprometheus import find_prometheus
-from pipeline.loadgen import LoadGenerator
-from pipeline.localenv import LocalEnvironment
+from pipeline.local.devstack import Stack, local_stack, set_live_activity
+from pipeline.local.prometheus import find_prometheus
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.env import LocalEnvironment
 from pipeline.logging import configure_logging
 from pipeline.models import ReleaseResult, ReleaseStatus
 from pipeline.temporal import exit_process
-from pipeline.webhook_sink import WebhookSink
+from pipeline.local.webhook_sink import WebhookSink
 from workflows.release import ReleaseWorkflow
 
 SERVICE = "gallery"

@@ -8,7 +8,7 @@ makes killing safe: a pid is only signalled while its command line still names
 the marker, so a pid the kernel recycled for another program is never touched.
 
 Traefik is started and watched by one router supervisor per state directory
-(pipeline/routersupervisor.py), so services stay reachable when Traefik dies while
+(pipeline/local/router_supervisor.py), so services stay reachable when Traefik dies while
 no release is running, and callers racing to bring the router up start it once.
 """
 
@@ -225,12 +225,12 @@ class LocalEnvironment:
         return f"--configFile={self.traefik_config}"
 
     async def ensure_router_running(self) -> None:
-        """Have the router supervisor (pipeline/routersupervisor.py) run, and wait until
+        """Have the router supervisor (pipeline/local/router_supervisor.py) run, and wait until
         Traefik answers its ping. However many callers race here, the supervisor's
         lock lets one start Traefik, once; it restarts Traefik whenever it dies."""
         if not processes_marked(self.supervisor_marker):
             argv = [
-                sys.executable, "-m", "pipeline.routersupervisor", self.supervisor_marker,
+                sys.executable, "-m", "pipeline.local.router_supervisor", self.supervisor_marker,
                 f"--http-port={self.http_port}", f"--admin-port={self.admin_port}",
             ]
             await launch_detached(argv, dict(os.environ), self.logs_dir / "router-supervisor.log")

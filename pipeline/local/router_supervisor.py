@@ -1,7 +1,7 @@
 """Keeps a local environment's Traefik running, so that its services stay reachable
 whether or not a release is running.
 
-    python -m pipeline.routersupervisor --router-lock=<state dir>/router.lock \\
+    python -m pipeline.local.router_supervisor --router-lock=<state dir>/router.lock \\
         --http-port=8000 --admin-port=8001
 
 LocalEnvironment.ensure_router_running starts it, detached like the environment's
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import structlog
 
-from pipeline.localenv import LocalEnvironment, LocalEnvironmentError, is_ours
+from pipeline.local.env import LocalEnvironment, LocalEnvironmentError, is_ours
 from pipeline.logging import configure_logging
 from pipeline.targets.base import PermanentTargetError
 
-log = structlog.get_logger("pipeline.routersupervisor")
+log = structlog.get_logger("pipeline.local.router_supervisor")
 
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 2.0

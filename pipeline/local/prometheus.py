@@ -2,7 +2,7 @@
 
 It scrapes Traefik's admin /metrics every second, so the PromQL path
 (`policy.metrics_provider: "prometheus"`) works on one machine exactly as against a
-cluster's Prometheus. Detached and marked like Traefik (see pipeline.localenv), its
+cluster's Prometheus. Detached and marked like Traefik (see pipeline.local.env), its
 state (config, TSDB, pid, log) lives in the environment's state directory.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.localenv import LocalEnvironment, LocalEnvironmentError, launch_detached, terminate, write_atomically
+from pipeline.local.env import LocalEnvironment, LocalEnvironmentError, launch_detached, terminate, write_atomically
 
 SCRAPE_INTERVAL = "1s"
 START_TIMEOUT_SECONDS = 30.0

@@ -22,8 +22,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pipeline import search_attributes
-from pipeline.localenv import LocalEnvironment
-from pipeline.localprometheus import LocalPrometheus
+from pipeline.local.env import LocalEnvironment
+from pipeline.local.prometheus import LocalPrometheus
 
 WORKER_START_TIMEOUT_SECONDS = 30
 TEMPORAL_START_TIMEOUT_SECONDS = 30
