@@ -21,10 +21,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from pipeline import search_attributes
 from pipeline.local.devstack import installed_binary
 from pipeline.models import Outcome, Phase
-from tests.fakes import FakeWorld
-from tests.harness import REQUEST, TASK_QUEUE, Drive, status
+from tests.helpers.fakes import FakeWorld
+from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, status
 from workflows import ALL as WORKFLOWS
-from workflows import release as release_module
+from workflows.release import continuation as release_module
 from workflows import lock as lock_module
 from workflows.lock import lock_id
 from workflows.release import ReleaseWorkflow

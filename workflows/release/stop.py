@@ -1,0 +1,104 @@
+"""How a release stops: a stop order (kill switch, rejection), the rollback that
+follows any stop, and the result it ends with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import set_traffic, stop_version
+    from pipeline import search_attributes
+    from pipeline.models import MetricCheck, Outcome, Phase, ReleaseResult, Slot, SlotRequest
+    from workflows.payloads import read_stop_order
+
+
+class ReleaseStopped(Exception):
+    """Ends the forward path of a release; `run` rolls back and reports the outcome."""
+
+    def __init__(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.breach = breach
+
+
+from workflows.release.calls import ROLLBACK_RETRIES, TRAFFIC_TIMEOUT
+
+
+class Stopping:
+    """Part of ReleaseWorkflow (see workflows/release/workflow.py), kept apart by concern."""
+
+    def _pull_kill_switch(self, payloads: tuple[Any, ...]) -> None:
+        order = read_stop_order(payloads, "actor", "reason")
+        if not self._can_stop("kill_switch", order.actor, order.problem):
+            return
+        self._stop_ordered_at = workflow.now()
+        self._stop = ReleaseStopped(
+            Outcome.ROLLED_BACK, f"kill switch pulled by {order.actor}: {order.text or 'no reason given'}"
+        )
+
+    def _can_stop(self, name: str, actor: str, problem: str | None = None) -> bool:
+        """Whether a stop order still has something to stop. One whose payload was
+        malformed stops all the same; the problem is recorded beside it."""
+        if problem is not None:
+            self._note(f"{name} from {actor}: {problem}; honoured all the same")
+        if self._promoted or self._status.outcome is not None:
+            self._ignore(f"{name} from {actor}: the release is already {'promoted' if self._promoted else 'over'}")
+            return False
+        if self._stop is not None:
+            self._ignore(f"{name} from {actor}: the release is already stopping ({self._stop.reason})")
+            return False
+        return True
+
+    async def _roll_back(self, reason: str, breach: MetricCheck | None = None) -> None:
+        """All traffic back to stable first, then the canary and staging stopped.
+        Only what this release touched is undone: a refused release changes nothing."""
+        if self._promoted or not self._touched:
+            return
+        self._enter(Phase.ROLLBACK, reason, breach=breach)
+        try:
+            if Slot.CANARY in self._touched:
+                await self._change(
+                    set_traffic,
+                    self._traffic(0, segments=False),
+                    "all traffic to stable",
+                    retry=ROLLBACK_RETRIES,
+                    timeout=TRAFFIC_TIMEOUT,
+                )
+                self._status.canary_weight = 0
+                self._canary_may_get_traffic = False
+                self._note("all traffic on stable")
+            for slot in (Slot.CANARY, Slot.STAGING):
+                if slot in self._touched:
+                    await self._change(
+                        stop_version,
+                        SlotRequest(ref=self._ref(), slot=slot),
+                        f"stop {slot.value}",
+                        retry=ROLLBACK_RETRIES,
+                    )
+        except ReleaseStopped as failure:
+            raise ApplicationError(
+                f"rollback incomplete: {failure.reason}", type="RollbackFailed", non_retryable=True
+            ) from None
+
+    def _finish(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None) -> ReleaseResult:
+        self._status.outcome, self._status.reason = outcome, reason
+        self._status.hold = self._status.pending_approval = self._status.approval_deadline = None
+        self._enter(Phase.DONE, f"{outcome.value}: {reason}", outcome=outcome, breach=breach)
+        workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome.value)])
+        return ReleaseResult(
+            release_id=self._status.release_id,
+            service=self._status.service,
+            version=self._status.version,
+            outcome=outcome,
+            reason=reason,
+            breach=breach,
+            canary_weight=self._status.canary_weight,
+            stable_version=self._status.stable_version,
+            approvals=self._status.approvals,
+            break_glass=self._status.break_glass,
+            last_analysis=self._status.last_analysis,
+        )

@@ -1,0 +1,429 @@
+"""ReleaseWorkflow: one release of one service, from staging to full production.
+
+It reads top to bottom like ADR-017: validate the request, deploy to staging (V3)
+and run its test suites, wait for the canary approval, run the canary (V2) with a
+small share of traffic while its metrics are analysed, wait for the production
+approval, shift traffic in timed, analysed steps (V1), then make the new version
+stable and retire the old one. Whenever analysis breaches a threshold, the kill
+switch is pulled, an approver rejects or the release is cancelled, all traffic goes
+back to stable first and the canary is stopped.
+
+Gates guard it on the way: approvals by the people the worker's gates file names
+(with a deadline), the deployment calendar and the platform's live activity before
+every production change, and webhook notifications that never hold it up.
+
+The workflow only decides; activities touch the world. It keeps no clock but
+`workflow.now()` and no randomness, so it replays deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import (
+        load_gates,
+        preflight,
+        promote_canary,
+        retire_version,
+        run_test_suite,
+        stop_version,
+    )
+    from pipeline import search_attributes
+    from pipeline.decisions import approvals
+    from pipeline.decisions.validation import InvalidRequest, parse_request
+    from pipeline.models import (
+        AnalysisMemory,
+        ApprovalDecision,
+        ApprovalReceipt,
+        BreakGlass,
+        BreakGlassRecord,
+        Continuation,
+        KillReceipt,
+        NotificationEvent,
+        Operator,
+        Outcome,
+        Phase,
+        PreflightRequest,
+        Progress,
+        ReleaseRequest,
+        ReleaseResult,
+        ReleaseStatus,
+        RetireRequest,
+        Slot,
+        SlotRequest,
+        Stage,
+        SuiteRequest,
+    )
+    from workflows.payloads import Malformed, bounded, parse_one, read_stop_order
+
+from workflows.release.approvals import Approvals
+from workflows.release.calls import ActivityCalls
+from workflows.release.continuation import ContinuingAsNew
+from workflows.release.gates import Gates
+from workflows.release.locking import Locking
+from workflows.release.notifications import Notifications
+from workflows.release.stop import ReleaseStopped, Stopping
+from workflows.release.timeline import Timeline, iso, parse_iso
+from workflows.release.traffic import Traffic
+from workflows.release.waiting import Waiting
+
+APPROVAL_PHASE = {Stage.CANARY: Phase.CANARY_APPROVAL, Stage.PRODUCTION: Phase.PRODUCTION_APPROVAL}
+
+
+GATES_PATCH = "release-gates"
+"""Releases started before gates existed replay without them (see `_load_gates`)."""
+
+
+def _parse_update(model: type, payloads: tuple[Any, ...]) -> Any:
+    """An update's payload, or a rejection (not worth retrying) that names each bad field."""
+    try:
+        return parse_one(model, payloads)
+    except Malformed as malformed:
+        raise ApplicationError(str(malformed), type="MalformedUpdate", non_retryable=True) from None
+
+
+@workflow.defn
+class ReleaseWorkflow(
+    Stopping, Traffic, Gates, Approvals, Locking, ContinuingAsNew, Notifications, Timeline, Waiting, ActivityCalls
+):
+    """The spine: state, handlers and the phases in ADR order. Each base class is one
+    concern of the same workflow in its own module of this package (as Flagger splits
+    its scheduler by file); they share this instance's state, set up here."""
+
+    def __init__(self) -> None:
+        self._request: ReleaseRequest | None = None
+        self._status = ReleaseStatus(release_id=workflow.info().workflow_id, phase=Phase.VALIDATE)
+        self._stop: ReleaseStopped | None = None
+        self._touched: set[Slot] = set()
+        self._promoted = False
+        self._lock: workflow.ChildWorkflowHandle | None = None
+        self._lock_guarded = False
+        self._progress = Progress()
+        self._continued = False
+        self._continuing = False
+        self._cursor: dict[str, Any] = {}
+        self._memory = AnalysisMemory()
+        self._analysed_at: datetime | None = None
+        self._notifications = 0
+        self._deliveries: list[asyncio.Task] = []
+        self._traffic_sequence = 0
+        self._canary_may_get_traffic = False
+        """The router may send traffic to the new version: set before a forward traffic
+        change starts, cleared once a rollback's all-to-stable change is confirmed."""
+        self._stop_ordered_at: datetime | None = None
+
+    @workflow.run
+    async def run(self, *inputs: Any) -> ReleaseResult:
+        self._request = self._validate(inputs)
+        try:
+            await self._load_gates()
+            await self._acquire_lock()
+            stable_version = await self._preflight()
+            await self._staging()
+            if stable_version is None:
+                await self._initial_install()
+            else:
+                await self._approval(Stage.CANARY)
+                await self._canary()
+                await self._approval(Stage.PRODUCTION)
+                await self._progressive_shift()
+                await self._finalize()
+            return self._finish(Outcome.PROMOTED, f"{self._request.version} is stable with all traffic")
+        except ReleaseStopped as stop:
+            await self._roll_back(stop.reason, stop.breach)
+            return self._finish(stop.outcome, stop.reason, stop.breach)
+        except asyncio.CancelledError:
+            await self._roll_back("release cancelled")
+            self._finish(Outcome.ROLLED_BACK, "release cancelled")
+            raise
+        finally:
+            if not self._continuing:  # a continued release keeps its lock and its deliveries are drained
+                await self._release_lock()
+                await self._drain_notifications()
+
+    @workflow.signal
+    def approve(self, *payloads: Any) -> None:
+        """Fire-and-forget approval: one that cannot count is recorded and ignored."""
+        approval = self._parse_signal("approve", ApprovalDecision, payloads)
+        if approval is None:
+            return
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {refusal}")
+            return
+        receipt = self._count_approval(approval)
+        if not receipt.counted:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {receipt.message}")
+
+    @workflow.update
+    def submit_approval(self, *payloads: Any) -> ApprovalReceipt:
+        """Approval with an answer: the validator refuses, before anything is recorded,
+        an approval that cannot count; a repeated one is acknowledged and counts once."""
+        return self._count_approval(parse_one(ApprovalDecision, payloads))
+
+    @submit_approval.validator
+    def _validate_approval(self, *payloads: Any) -> None:
+        approval = _parse_update(ApprovalDecision, payloads)
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
+
+    @workflow.signal
+    def break_glass(self, *payloads: Any) -> None:
+        """Let production change outside the deployment calendar, for an urgent fix."""
+        glass = self._parse_signal("break_glass", BreakGlass, payloads)
+        if glass is None:
+            return
+        refusal = self._break_glass_refusal(glass)
+        if refusal is not None:
+            self._ignore(f"break_glass from {glass.actor}: {refusal}")
+            return
+        self._record_break_glass(glass)
+
+    @workflow.update
+    def submit_break_glass(self, *payloads: Any) -> BreakGlassRecord:
+        return self._record_break_glass(parse_one(BreakGlass, payloads))
+
+    @submit_break_glass.validator
+    def _validate_break_glass(self, *payloads: Any) -> None:
+        refusal = self._break_glass_refusal(_parse_update(BreakGlass, payloads))
+        if refusal is not None:
+            raise ApplicationError(refusal, type="BreakGlassRefused", non_retryable=True)
+
+    @workflow.signal
+    def reject(self, *payloads: Any) -> None:
+        """Stop the release. Stopping is always safe, so a rejection is honoured whatever
+        its payload; what could not be read of it is recorded."""
+        order = read_stop_order(payloads, "approver", "comment")
+        if not self._can_stop("reject", order.actor, order.problem):
+            return
+        comment = f": {order.text}" if order.text else ""
+        stage = order.stage or self._status.phase.value
+        self._stop = ReleaseStopped(Outcome.REJECTED, f"rejected at {stage} by {order.actor}{comment}")
+
+    @workflow.signal
+    def kill_switch(self, *payloads: Any) -> None:
+        """All traffic back to stable now, whatever the payload says."""
+        self._pull_kill_switch(payloads)
+
+    @workflow.update
+    async def submit_kill_switch(self, *payloads: Any) -> KillReceipt:
+        """The kill switch, answered once no traffic reaches the new version."""
+        self._pull_kill_switch(payloads)
+        ordered = self._stop_ordered_at or workflow.now()
+        await workflow.wait_condition(lambda: not self._canary_may_get_traffic or self._status.outcome is not None)
+        seconds = (workflow.now() - ordered).total_seconds()
+        return KillReceipt(
+            outcome=self._status.outcome,
+            seconds=seconds,
+            message=f"all traffic on stable {self._status.stable_version or ''} after {seconds:.1f}s".replace(
+                "  ", " "
+            ),
+        )
+
+    @submit_kill_switch.validator
+    def _validate_kill_switch(self, *payloads: Any) -> None:
+        if self._promoted:
+            raise ApplicationError(
+                "the release is already promoted: its version is stable; release the previous version to go back",
+                type="KillSwitchRefused",
+                non_retryable=True,
+            )
+
+    @workflow.signal
+    def pause(self, *payloads: Any) -> None:
+        operator = self._parse_signal("pause", Operator, payloads, optional=True)
+        if operator is not None and not self._status.paused:
+            self._status.paused = True
+            self._note(f"paused by {operator.actor} {operator.reason}".rstrip())
+
+    @workflow.signal
+    def resume(self, *payloads: Any) -> None:
+        operator = self._parse_signal("resume", Operator, payloads, optional=True)
+        if operator is not None and self._status.paused:
+            self._status.paused = False
+            self._note(f"resumed by {operator.actor} {operator.reason}".rstrip())
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
+        self._ignore(f"{bounded(name, 100)}: no such signal")
+
+    @workflow.query
+    def status(self) -> ReleaseStatus:
+        return self._status
+
+    def _validate(self, inputs: tuple[Any, ...]) -> ReleaseRequest:
+        """A bad request fails the workflow at once, naming each bad field, before
+        anything is touched; it never leaves a workflow task retrying. A continued run
+        (and only one: the server marks it) resumes from what its predecessor carried."""
+        if len(inputs) == 2 and workflow.info().continued_run_id is not None:
+            return self._resume(Continuation.model_validate(inputs[1]))
+        try:
+            if len(inputs) != 1:
+                raise InvalidRequest([f"input: expected one release request, got {len(inputs)} inputs"])
+            request = parse_request(inputs[0])
+        except InvalidRequest as invalid:
+            self._status.outcome, self._status.reason = Outcome.FAILED, str(invalid)
+            self._status.phase = Phase.DONE
+            workflow.upsert_search_attributes(
+                [
+                    search_attributes.PHASE.value_set(Phase.DONE.value),
+                    search_attributes.OUTCOME.value_set(Outcome.FAILED.value),
+                ]
+            )
+            raise ApplicationError(
+                str(invalid), {"problems": invalid.problems}, type="InvalidReleaseRequest", non_retryable=True
+            ) from None
+        self._status.service, self._status.version, self._status.target = (
+            request.service,
+            request.version,
+            request.target,
+        )
+        workflow.upsert_search_attributes(
+            [search_attributes.SERVICE.value_set(request.service), search_attributes.VERSION.value_set(request.version)]
+        )
+        return request
+
+    async def _load_gates(self) -> None:
+        """Read who may approve and which webhooks to tell, once, into history.
+        A release whose history predates gates replays without them."""
+        if self._continued or not workflow.patched(GATES_PATCH):
+            return
+        self._status.gates = await self._read(load_gates, self._ref(), "read the release gates")
+        self._note(f"gates from {self._status.gates.source}")
+
+    async def _preflight(self) -> str | None:
+        if self._progress.preflight:
+            return self._status.stable_version
+        report = await self._change(
+            preflight,
+            PreflightRequest(ref=self._ref(), suites=self._request.policy.test_suites),
+            "check the target can run this release",
+        )
+        if report.missing_suites:
+            raise ReleaseStopped(
+                Outcome.FAILED,
+                f"test suites not in the worker's catalog for {self._request.service}: {', '.join(report.missing_suites)}",
+            )
+        self._status.stable_version = report.stable_version
+        self._progress.preflight = True
+        return report.stable_version
+
+    async def _staging(self) -> None:
+        """V3: deploy to staging, wait for readiness, run every suite; any failure stops the release."""
+        if self._progress.staged:
+            return
+        self._enter(Phase.STAGING, f"deploying {self._request.version} to staging")
+        await self._deploy(Slot.STAGING)
+        failures = []
+        for suite in self._request.policy.test_suites:
+            result = await self._read(
+                run_test_suite,
+                SuiteRequest(ref=self._ref(), suite=suite, version=self._request.version),
+                f"staging suite {suite}",
+                timeout=timedelta(minutes=15),
+            )
+            self._note(
+                f"suite {suite} {'passed' if result.passed else 'FAILED'} in {result.duration_seconds:.1f}s: {result.detail}"
+            )
+            if not result.passed:
+                failures.append(f"{suite} ({result.detail})")
+        await self._change(stop_version, SlotRequest(ref=self._ref(), slot=Slot.STAGING), "tear down staging")
+        if failures:
+            raise ReleaseStopped(Outcome.FAILED, "staging tests failed: " + "; ".join(failures))
+        self._progress.staged = True
+
+    async def _approval(self, stage: Stage) -> None:
+        """Wait for the stage's approvers, until the policy's deadline. A live canary
+        stays under analysis while it waits; an expired wait ends the release."""
+        gates = self._status.gates
+        if not approvals.stage_required(gates, self._request.policy.required_approvals, stage) or self._approved(stage):
+            return
+        if self._status.pending_approval is stage:  # a continued run goes on waiting
+            given = await self._wait_watching_canary(
+                lambda: self._approved(stage), parse_iso(self._status.approval_deadline)
+            )
+            return self._approval_answered(stage, given)
+        gate = approvals.stage_gate(gates, stage)
+        who = "any approver" if gate.anyone else f"{gate.min_approvals} of {', '.join(gate.approvers)}"
+        self._enter(APPROVAL_PHASE[stage], f"waiting for {stage.value} approval ({who})")
+        self._status.pending_approval = stage
+        deadline = None
+        if gates is not None:
+            deadline = workflow.now() + timedelta(seconds=self._request.policy.approval_timeout_seconds)
+            self._status.approval_deadline = iso(deadline)
+            self._notify(
+                NotificationEvent.APPROVAL_NEEDED,
+                f"{stage.value} approval needed by {iso(deadline)}: {who}",
+                stage=stage,
+                approvers=gate.approvers,
+                deadline=iso(deadline),
+            )
+        given = await self._wait_watching_canary(lambda: self._approved(stage), deadline)
+        self._approval_answered(stage, given)
+
+    def _approval_answered(self, stage: Stage, given: bool) -> None:
+        deadline = self._status.approval_deadline
+        self._status.pending_approval = self._status.approval_deadline = None
+        if not given:
+            raise ReleaseStopped(Outcome.EXPIRED, f"{stage.value} approval not given by {deadline}")
+
+    async def _canary(self) -> None:
+        """V2: run the canary beside stable with a small share of traffic and watch it."""
+        policy = self._request.policy
+        if self._progress.canary_watched:
+            return
+        if not self._progress.canary_routed:
+            self._enter(Phase.CANARY, f"starting canary {self._request.version}")
+            await self._gate_production_change(f"start canary {self._request.version}")
+            await self._deploy(Slot.CANARY)
+            await self._route(policy.canary_weight)
+            self._progress.canary_routed = True
+        await self._watch(policy.canary_duration_seconds)
+        self._progress.canary_watched = True
+
+    async def _progressive_shift(self) -> None:
+        """V1: move traffic through the policy's steps, each held and analysed."""
+        steps = self._request.policy.steps
+        if self._status.phase is not Phase.PROGRESSIVE_SHIFT:
+            self._enter(Phase.PROGRESSIVE_SHIFT, f"shifting traffic through {steps}")
+        for weight in steps[self._progress.steps_done :]:
+            if not self._progress.step_routed:
+                await self._gate_production_change(f"route {weight}% to {self._request.version}")
+                await self._route(weight)
+                self._progress.step_routed = True
+            await self._watch(self._request.policy.step_interval_seconds)
+            self._progress.steps_done += 1
+            self._progress.step_routed = False
+
+    async def _finalize(self) -> None:
+        """The canary becomes stable; the previous version is retired after a delay,
+        so it stays at hand while the new one settles."""
+        self._enter(Phase.FINALIZE, f"making {self._request.version} stable")
+        await self._gate_production_change(f"promote {self._request.version}")
+        previous = await self._change(
+            promote_canary, self._ref(), f"promote {self._request.version} to stable", timeout=timedelta(minutes=15)
+        )
+        self._promoted = True
+        self._status.stable_version = self._request.version
+        if previous and previous != self._request.version:
+            self._note(f"retiring {previous} in {self._request.policy.retire_delay_seconds}s")
+            await workflow.sleep(self._request.policy.retire_delay_seconds)
+            await self._change(retire_version, RetireRequest(ref=self._ref(), version=previous), f"retire {previous}")
+
+    async def _initial_install(self) -> None:
+        """No stable version to compare a canary against: after the production
+        approval, the staged version goes straight to stable, as Argo Rollouts does."""
+        self._note("no stable version yet: initial install, canary analysis skipped")
+        await self._approval(Stage.PRODUCTION)
+        self._enter(Phase.FINALIZE, f"installing {self._request.version}")
+        await self._deploy(Slot.CANARY)
+        await self._finalize()
