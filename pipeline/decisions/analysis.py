@@ -41,7 +41,7 @@ def judge(observation: Observation, policy: ReleasePolicy, *, phase: Phase, cana
     baseline = None
     if policy.baseline is not None and policy.baseline.metrics and canary_weight < 100:
         baseline = _inconclusive_baseline(scarce) if scarce else judge_baseline(observation, policy.baseline)
-    verdict = _verdict(checks, policy, baseline)
+    verdict = _verdict(checks, baseline)
     return Analysis(
         at=at,
         phase=phase,
@@ -69,7 +69,14 @@ def _scarcity(requests: int, min_requests: int) -> str | None:
 
 def _check(metric: Metric, value: float | None, bound: Bound, why_missing: str | None) -> MetricCheck:
     """One rule on one value. No value, NaN or Inf is inconclusive, with the reason."""
-    common = {"metric": metric, "threshold": bound.describe(), "severity": bound.severity}
+    common = {
+        "metric": metric,
+        "threshold": bound.describe(),
+        "severity": bound.severity,
+        "failure_budget": bound.failure_budget,
+        "consecutive_passes": bound.consecutive_passes,
+        "required": bound.required,
+    }
     if value is not None and not math.isfinite(value):
         return MetricCheck(value=None, passed=None, reason=f"value is {value}", **common)
     if value is None or why_missing:
@@ -82,10 +89,10 @@ def _inconclusive_baseline(scarce: str) -> BaselineScore:
     return BaselineScore(verdict=Verdict.INCONCLUSIVE, score=None, metrics=[], summary=f"inconclusive: {scarce}")
 
 
-def _verdict(checks: list[MetricCheck], policy: ReleasePolicy, baseline: BaselineScore | None) -> Verdict:
+def _verdict(checks: list[MetricCheck], baseline: BaselineScore | None) -> Verdict:
     if any(check.passed is False for check in checks) or (baseline and baseline.verdict is Verdict.FAIL):
         return Verdict.FAIL
-    if any(check.passed is None and policy.thresholds[check.metric].required for check in checks):
+    if any(check.passed is None and check.required for check in checks):
         return Verdict.INCONCLUSIVE
     if baseline is not None and baseline.verdict is not Verdict.PASS:
         return baseline.verdict

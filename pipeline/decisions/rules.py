@@ -15,7 +15,6 @@ from pipeline.models import (
     Analysis,
     AnalysisMemory,
     BaselineScore,
-    Bound,
     MetricCheck,
     OnInconclusive,
     ReleasePolicy,
@@ -66,20 +65,20 @@ def decide(analysis: Analysis, memory: AnalysisMemory, policy: ReleasePolicy) ->
 
 
 def _rules(analysis: Analysis, policy: ReleasePolicy) -> list[Rule]:
-    rules = [_threshold_rule(check, policy.thresholds[check.metric]) for check in analysis.checks]
+    rules = [_threshold_rule(check) for check in analysis.checks]
     if analysis.baseline is not None:
         rules.append(_baseline_rule(analysis.baseline, policy))
     return rules
 
 
-def _threshold_rule(check: MetricCheck, bound: Bound) -> Rule:
+def _threshold_rule(check: MetricCheck) -> Rule:
     return Rule(
         key=check.metric.value,
         passed=check.passed,
-        severity=bound.severity,
-        failure_budget=bound.failure_budget,
-        consecutive_passes=bound.consecutive_passes,
-        required=bound.required,
+        severity=check.severity,
+        failure_budget=check.failure_budget,
+        consecutive_passes=check.consecutive_passes,
+        required=check.required,
         breach=check if check.passed is False else None,
     )
 

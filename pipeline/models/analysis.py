@@ -32,12 +32,19 @@ class Observation(Strict):
 
 
 class MetricCheck(Strict):
+    """One rule on one metric for one window, carrying what the rules need of its bound
+    (severity, budget, passes needed, whether it is required), so nothing is looked up
+    again by name."""
+
     metric: Metric
     value: float | None
     threshold: str
     passed: bool | None  # None: inconclusive
     severity: Severity = Severity.FAST
     reason: str = ""
+    failure_budget: int = 0
+    consecutive_passes: int = 1
+    required: bool = True
 
 
 class ComparisonResult(Strict):
