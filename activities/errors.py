@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from pipeline.targets.base import PermanentTargetError
+from pipeline.errors import PermanentTargetError
 
 
 @contextmanager

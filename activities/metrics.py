@@ -6,9 +6,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from pipeline.errors import MetricsUnavailable
 from pipeline.logging import release_logger
 from pipeline.metrics import provider_for
-from pipeline.metrics.base import MetricsUnavailable
 from pipeline.models import Observation, ObserveRequest
 
 

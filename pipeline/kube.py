@@ -25,7 +25,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from pipeline.targets.base import PermanentTargetError, TargetError
+from pipeline.catalog import TARGETS, routers_of
+from pipeline.errors import NotFound, PermanentTargetError, TargetError
 
 log = structlog.get_logger()
 
@@ -38,12 +39,7 @@ operations); the target sends objects, so it always names the content type."""
 
 RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504}
 PERMANENT_STATUSES = {400, 401, 403, 404, 405, 415, 422}
-ROUTERS = ("istio", "gateway-api")
 MAX_BACKOFF_SECONDS = 10.0
-
-
-class NotFound(PermanentTargetError):
-    """The named object does not exist."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ class KubeSettings:
     staging_namespace: str = "staging"
     kubeconfig: str | None = None
     context: str | None = None
-    router: str = "istio"
+    router: str = TARGETS["kubernetes"].router
     service_routers: dict[str, str] = field(default_factory=dict)
     rollout_timeout_seconds: float = 480.0
     poll_seconds: float = 2.0
@@ -71,16 +67,17 @@ class KubeSettings:
             staging_namespace=env.get("PIPELINE_K8S_STAGING_NAMESPACE", "staging"),
             kubeconfig=env.get("PIPELINE_K8S_KUBECONFIG") or None,
             context=env.get("PIPELINE_K8S_CONTEXT") or None,
-            router=env.get("PIPELINE_K8S_ROUTER", "istio"),
+            router=env.get("PIPELINE_K8S_ROUTER", TARGETS["kubernetes"].router),
             service_routers=_service_routers(env.get("PIPELINE_K8S_SERVICE_ROUTERS", "")),
             rollout_timeout_seconds=float(env.get("PIPELINE_K8S_ROLLOUT_TIMEOUT_SECONDS", "480")),
             poll_seconds=float(env.get("PIPELINE_K8S_POLL_SECONDS", "2")),
             canary_replicas=int(env.get("PIPELINE_K8S_CANARY_REPLICAS", "1")),
             backoff_seconds=float(env.get("PIPELINE_K8S_BACKOFF_SECONDS", "0.5")),
         )
+        routers = routers_of("kubernetes")
         for router in {settings.router, *settings.service_routers.values()}:
-            if router not in ROUTERS:
-                raise PermanentTargetError(f"router {router!r} is not one of {', '.join(ROUTERS)}")
+            if router not in routers:
+                raise PermanentTargetError(f"router {router!r} is not one of {', '.join(routers)}")
         return settings
 
     def router_of(self, service: str) -> str:

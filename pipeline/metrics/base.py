@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from pipeline.errors import MetricsUnavailable
 from pipeline.models import Observation
 
-
-class MetricsUnavailable(Exception):
-    """The provider could not be read. Never to be taken as healthy."""
+__all__ = ["MetricsProvider", "MetricsUnavailable"]
+"""MetricsUnavailable is pipeline/errors.py's, re-exported until the tests import it from there."""
 
 
 class MetricsProvider(Protocol):
     async def observe(self, service: str, cursor: dict[str, Any]) -> Observation:
-        """Metrics of the canary and the stable version since `cursor` was taken."""
+        """Metrics of the canary and the stable version since `cursor` was taken.
+        Raises MetricsUnavailable (pipeline/errors.py) when it cannot be read."""

@@ -32,8 +32,8 @@ import structlog
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from pipeline.metrics.base import MetricsUnavailable
-from pipeline.models import Metric, Observation, QueryName, VersionMetrics
+from pipeline.errors import MetricsUnavailable
+from pipeline.models import Metric, ObserveRequest, Observation, QueryName, VersionMetrics
 
 log = structlog.get_logger()
 
@@ -178,6 +178,18 @@ class PrometheusMetrics:
     def __init__(self, query: MetricsQuery, settings: PrometheusSettings | None = None):
         self._query = query
         self._settings = settings or PrometheusSettings.from_env()
+
+    @classmethod
+    def for_request(cls, request: ObserveRequest) -> PrometheusMetrics:
+        """The provider for a release (pipeline/catalog.py), with the worker's settings."""
+        return cls(MetricsQuery(
+            metrics=request.metrics,
+            queries=request.queries,
+            sampled=request.sampled,
+            sample_seconds=request.sample_seconds,
+            namespace=request.namespace,
+            versions={"canary": request.canary_version, "stable": request.stable_version},
+        ))
 
     async def observe(self, service: str, cursor: dict[str, Any]) -> Observation:
         now = time.time()

@@ -13,15 +13,16 @@ import bisect
 import itertools
 import math
 import time
+from functools import cache
 from typing import Any
 
 import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.errors import MetricsUnavailable
 from pipeline.local.env import LocalEnvironment
-from pipeline.metrics.base import MetricsUnavailable
-from pipeline.models import Metric, Observation, VersionMetrics
+from pipeline.models import Metric, ObserveRequest, Observation, VersionMetrics
 from pipeline.routers.traefik import canary_service, stable_service
 
 log = structlog.get_logger()
@@ -131,3 +132,14 @@ class TraefikMetrics:
             return read_counters(response.text, services)
         except (httpx.HTTPError, ValueError) as error:
             raise MetricsUnavailable(f"cannot read Traefik metrics at {self._metrics_url}: {error!r}") from error
+
+
+def for_request(request: ObserveRequest) -> TraefikMetrics:
+    """The provider for a release (pipeline/catalog.py): one per worker, on its own
+    local environment."""
+    return _worker_traefik()
+
+
+@cache
+def _worker_traefik() -> TraefikMetrics:
+    return TraefikMetrics(LocalEnvironment.from_env())

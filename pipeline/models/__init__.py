@@ -27,9 +27,6 @@ from pipeline.models.base import (
 )
 from pipeline.models.adapters import (
     MetricsProviderName,
-    DEFAULT_METRICS_PROVIDER,
-    PROVIDER_TARGETS,
-    SAMPLING_PROVIDERS,
     TargetName,
 )
 from pipeline.models.request import (
@@ -130,9 +127,6 @@ __all__ = [
     "MAX_LIST_ITEMS",
     "MAX_QUERY_LENGTH",
     "MetricsProviderName",
-    "DEFAULT_METRICS_PROVIDER",
-    "PROVIDER_TARGETS",
-    "SAMPLING_PROVIDERS",
     "TargetName",
     "QueryName",
     "Bound",

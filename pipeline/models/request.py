@@ -10,7 +10,8 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.decisions.service_env import env_problems
 from pipeline.models.base import Concurrency, Direction, Input, MAX_CANARY_WEIGHT, MAX_LIST_ITEMS, MAX_QUERY_LENGTH, Metric, OnInconclusive, OutsideWindow, SEGMENT_PATTERN, SERVICE_PATTERN, SUITE_PATTERN, Severity, Stage, VERSION_PATTERN
-from pipeline.models.adapters import DEFAULT_METRICS_PROVIDER, MetricsProviderName, PROVIDER_TARGETS, SAMPLING_PROVIDERS, TargetName
+from pipeline.catalog import metrics_provider_problem
+from pipeline.models.adapters import MetricsProviderName, TargetName
 
 
 QueryName = Metric | Literal["requests"]
@@ -211,14 +212,11 @@ class ReleaseRequest(Input):
     def _metrics_provider_fits(self) -> ReleaseRequest:
         """Caught here, a provider that cannot serve the release fails it before staging,
         not at its first analysis (or, for a baseline, as endless inconclusive checks)."""
-        provider = self.policy.metrics_provider or DEFAULT_METRICS_PROVIDER[self.target]
-        if self.target not in PROVIDER_TARGETS[provider]:
-            raise ValueError(f"policy.metrics_provider {provider!r} cannot read the {self.target} target")
-        if self.policy.baseline is not None and provider not in SAMPLING_PROVIDERS:
-            raise ValueError(
-                f"policy.baseline needs raw samples, which the {provider} provider does not give; "
-                'set policy.metrics_provider to "prometheus"'
-            )
+        problem = metrics_provider_problem(
+            self.target, self.policy.metrics_provider, needs_samples=self.policy.baseline is not None
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
     @field_validator("env")

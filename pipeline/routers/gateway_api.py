@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.models import TrafficRequest
-from pipeline.routers.cluster import OwnedEntries, wants_segments
-from pipeline.targets.base import PermanentTargetError
+from pipeline.errors import PermanentTargetError
+from pipeline.routers.base import Split
+from pipeline.routers.owned import OwnedEntries
 
 GROUP = "gateway.networking.k8s.io"
 DEFAULT_PORT = 80
 
 
 class GatewayApiRouter(OwnedEntries):
-    router, group, kind, plural, field = "gateway-api", GROUP, "HTTPRoute", "httproutes", "rules"
+    group, kind, plural, field = GROUP, "HTTPRoute", "httproutes", "rules"
     access = [(GROUP, "httproutes", ("get", "patch"))]
 
     async def check(self, service: str) -> None:
@@ -37,25 +37,25 @@ class GatewayApiRouter(OwnedEntries):
                 f"HTTPRoute {self._namespace}/{service} has no rule with backend {service}-stable"
             )
 
-    def desired(self, service: str, current: list[dict[str, Any]], request: TrafficRequest) -> list[dict[str, Any]]:
-        return route_rules(service, current, request)
+    def desired(self, service: str, current: list[dict[str, Any]], split: Split) -> list[dict[str, Any]]:
+        return route_rules(service, current, split)
 
 
-def route_rules(service: str, current: list[dict[str, Any]], request: TrafficRequest) -> list[dict[str, Any]]:
-    """spec.rules routing `request`: the owned rules rebuilt, every other rule kept
+def route_rules(service: str, current: list[dict[str, Any]], split: Split) -> list[dict[str, Any]]:
+    """spec.rules routing `split`: the owned rules rebuilt, every other rule kept
     between them (the segment rule first, the primary rule last)."""
     primary = _primary(service, current) or {}
     port = next((ref.get("port") for ref in primary.get("backendRefs", []) if ref.get("port")), DEFAULT_PORT)
     others = [rule for rule in current if rule is not primary and not _is_segment_rule(service, rule)]
     segments = []
-    if wants_segments(request):
+    if split.routes_segments:
         segments = [{
-            "matches": [{"headers": [{"type": "Exact", "name": request.segment_header, "value": segment}]}
-                        for segment in request.canary_segments],
+            "matches": [{"headers": [{"type": "Exact", "name": split.segment_header, "value": segment}]}
+                        for segment in split.canary_segments],
             "backendRefs": [{"name": f"{service}-canary", "port": port}],
         }]
     weighted = [{"name": f"{service}-{track}", "port": port, "weight": weight}
-                for track, weight in (("stable", 100 - request.canary_weight), ("canary", request.canary_weight))]
+                for track, weight in (("stable", 100 - split.canary_weight), ("canary", split.canary_weight))]
     return [*segments, *others, {**primary, "backendRefs": weighted}]
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.models import TrafficRequest
-from pipeline.routers.cluster import OwnedEntries, wants_segments
-from pipeline.targets.base import PermanentTargetError
+from pipeline.errors import PermanentTargetError
+from pipeline.routers.base import Split
+from pipeline.routers.owned import OwnedEntries
 
 GROUP = "networking.istio.io"
 PRIMARY, SEGMENTS = "primary", "canary-segments"
@@ -32,7 +32,7 @@ SUBSETS = ("stable", "canary")
 
 
 class IstioRouter(OwnedEntries):
-    router, group, kind, plural, field = "istio", GROUP, "VirtualService", "virtualservices", "http"
+    group, kind, plural, field = GROUP, "VirtualService", "virtualservices", "http"
     access = [(GROUP, "virtualservices", ("get", "patch")), (GROUP, "destinationrules", ("get",))]
 
     async def check(self, service: str) -> None:
@@ -45,23 +45,23 @@ class IstioRouter(OwnedEntries):
                 f"DestinationRule {self._namespace}/{service} lacks subsets {', '.join(missing)} (by label track)"
             )
 
-    def desired(self, service: str, current: list[dict[str, Any]], request: TrafficRequest) -> list[dict[str, Any]]:
-        return http_routes(service, current, request)
+    def desired(self, service: str, current: list[dict[str, Any]], split: Split) -> list[dict[str, Any]]:
+        return http_routes(service, current, split)
 
 
-def http_routes(service: str, current: list[dict[str, Any]], request: TrafficRequest) -> list[dict[str, Any]]:
-    """spec.http routing `request`: the owned routes rebuilt, every other route kept
+def http_routes(service: str, current: list[dict[str, Any]], split: Split) -> list[dict[str, Any]]:
+    """spec.http routing `split`: the owned routes rebuilt, every other route kept
     between them (the segment route first, the catch-all primary last)."""
     primary = next((route for route in current if route.get("name") == PRIMARY), {"name": PRIMARY})
-    shares = (("stable", 100 - request.canary_weight), ("canary", request.canary_weight))
+    shares = (("stable", 100 - split.canary_weight), ("canary", split.canary_weight))
     weighted = [_destination(service, track) | {"weight": weight} for track, weight in shares if weight > 0]
     others = [route for route in current if route.get("name") not in (PRIMARY, SEGMENTS)]
     segments = []
-    if wants_segments(request):
+    if split.routes_segments:
         segments = [{
             "name": SEGMENTS,
-            "match": [{"headers": {request.segment_header.lower(): {"exact": segment}}}
-                      for segment in request.canary_segments],
+            "match": [{"headers": {split.segment_header.lower(): {"exact": segment}}}
+                      for segment in split.canary_segments],
             "route": [_destination(service, "canary")],
         }]
     return [*segments, *others, {**primary, "route": weighted}]

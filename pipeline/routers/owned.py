@@ -1,5 +1,4 @@
-"""What the kubernetes target asks of its traffic routers (Istio, Gateway API), and
-the read-modify-write they share.
+"""The read-modify-write the cluster routers (Istio, Gateway API) share.
 
 A cluster router splits a service's traffic between the pods labelled
 `track: stable` and `track: canary` by editing one list of a routing object that
@@ -12,61 +11,45 @@ retried on a fresh read.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-import structlog
+from typing import Any, ClassVar
 
 from pipeline.kube import Kube
-from pipeline.models import TrafficRequest
-from pipeline.routers.traefik import matches
-
-log = structlog.get_logger()
-
-
-class ClusterRouter(Protocol):
-    access: list[tuple[str, str, tuple[str, ...]]]
-    """(api group, resource, verbs) this router uses in the production namespace."""
-
-    async def check(self, service: str) -> None:
-        """Raise PermanentTargetError unless the routing objects of `service` exist and fit."""
-
-    async def apply(self, service: str, request: TrafficRequest) -> bool:
-        """Route `service` as requested. Returns False when the routing already was so."""
+from pipeline.routers.base import Split, matches
 
 
 class OwnedEntries:
     """Base of the cluster routers: the object `<svc>` of `plural` in `group`/v1, whose
     spec.`field` list the subclass rebuilds in `desired`."""
 
-    router: str
-    group: str
-    kind: str
-    plural: str
-    field: str
+    group: ClassVar[str]
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    field: ClassVar[str]
+    access: ClassVar[list[tuple[str, str, tuple[str, ...]]]]
+    """(api group, resource, verbs) this router uses in the production namespace."""
 
     def __init__(self, kube: Kube, namespace: str):
         self._kube = kube
         self._namespace = namespace
 
-    def desired(self, service: str, current: list[dict[str, Any]], request: TrafficRequest) -> list[dict[str, Any]]:
+    async def check(self, service: str) -> None:
         raise NotImplementedError
 
-    async def apply(self, service: str, request: TrafficRequest) -> bool:
-        changed = await self._kube.call(
-            f"route {self.kind} {self._namespace}/{service}", lambda: self._patch_entries(service, request)
+    def desired(self, service: str, current: list[dict[str, Any]], split: Split) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def apply(self, service: str, split: Split) -> bool:
+        return await self._kube.call(
+            f"route {self.kind} {self._namespace}/{service}", lambda: self._patch_entries(service, split)
         )
-        if changed:
-            log.info("traffic.applied", router=self.router, service=service, release_id=request.ref.release_id,
-                     canary_weight=request.canary_weight, segments_to_canary=request.segments_to_canary)
-        return changed
 
     async def _read(self, plural: str, kind: str, service: str) -> dict[str, Any]:
         return await self._kube.call(f"read {kind} {self._namespace}/{service}", lambda: self._get(plural, service))
 
-    def _patch_entries(self, service: str, request: TrafficRequest) -> bool:
+    def _patch_entries(self, service: str, split: Split) -> bool:
         live = self._get(self.plural, service)
         current = live.get("spec", {}).get(self.field, [])
-        desired = self.desired(service, current, request)
+        desired = self.desired(service, current, split)
         if matches(desired, current):
             return False
         body = {"metadata": {"resourceVersion": live["metadata"]["resourceVersion"]}, "spec": {self.field: desired}}
@@ -75,17 +58,3 @@ class OwnedEntries:
 
     def _get(self, plural: str, name: str) -> dict[str, Any]:
         return self._kube.get_custom(self.group, "v1", plural, self._namespace, name)
-
-
-def router_for(name: str, kube: Kube, namespace: str) -> ClusterRouter:
-    if name == "gateway-api":
-        from pipeline.routers.gateway_api import GatewayApiRouter
-
-        return GatewayApiRouter(kube, namespace)
-    from pipeline.routers.istio import IstioRouter
-
-    return IstioRouter(kube, namespace)
-
-
-def wants_segments(request: TrafficRequest) -> bool:
-    return request.segments_to_canary and bool(request.canary_segments)

@@ -24,13 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import structlog
 
-from pipeline.local.env import WEB_ENTRYPOINT, LocalEnvironment, write_atomically
-from pipeline.models import TrafficRequest
-from pipeline.targets.base import PermanentTargetError, TargetError
-
-log = structlog.get_logger()
+from pipeline.errors import PermanentTargetError, TargetError
+from pipeline.local.env import WEB_ENTRYPOINT, LocalEnvironment, find_traefik, write_atomically
+from pipeline.routers.base import Split, matches
 
 SEGMENT_VALUE = re.compile(r"^[A-Za-z0-9._ -]+$")
 CONFIRM_TIMEOUT_SECONDS = 10.0
@@ -44,22 +41,20 @@ def canary_service(service: str) -> str:
     return f"{service}-canary"
 
 
-def routing_config(
-    service: str, stable_url: str | None, canary_url: str | None, request: TrafficRequest
-) -> dict[str, Any]:
-    """The dynamic configuration that routes `service` as `request` asks."""
+def routing_config(service: str, split: Split) -> dict[str, Any]:
+    """The dynamic configuration that routes `service` as `split` says."""
     stable, canary, weighted = stable_service(service), canary_service(service), f"{service}-weighted"
     host_rule = f"Host(`{service}.localhost`)"
-    services = {name: _load_balancer(url) for name, url in ((stable, stable_url), (canary, canary_url)) if url}
-    shares = ((stable, 100 - request.canary_weight), (canary, request.canary_weight))
+    services = {name: _load_balancer(url) for name, url in ((stable, split.stable_url), (canary, split.canary_url)) if url}
+    shares = ((stable, 100 - split.canary_weight), (canary, split.canary_weight))
     children = [{"name": name, "weight": weight} for name, weight in shares if name in services and weight > 0]
     routers = {}
     if children:
         services[weighted] = {"weighted": {"services": children}}
         routers[service] = _router(host_rule, weighted, priority=1)
-    if request.segments_to_canary and canary_url and request.canary_segments:
+    if split.routes_segments and split.canary_url:
         routers[f"{service}-segments"] = _router(
-            f"{host_rule} && {_segment_rule(request.segment_header, request.canary_segments)}", canary, priority=2
+            f"{host_rule} && {_segment_rule(split.segment_header, split.canary_segments)}", canary, priority=2
         )
     return {"http": {"routers": routers, "services": services}}
 
@@ -72,20 +67,11 @@ def _router(rule: str, service: str, priority: int) -> dict[str, Any]:
     return {"rule": rule, "service": service, "entryPoints": [WEB_ENTRYPOINT], "priority": priority}
 
 
-def _segment_rule(header: str, segments: list[str]) -> str:
+def _segment_rule(header: str, segments: tuple[str, ...]) -> str:
     unsafe = [segment for segment in segments if not SEGMENT_VALUE.match(segment)]
     if unsafe:
         raise PermanentTargetError(f"segment values {unsafe} may only use letters, digits, '.', '_', '-', ' '")
     return f"HeaderRegexp(`{header}`, `^({'|'.join(re.escape(s) for s in segments)})$`)"
-
-
-def matches(desired: Any, live: Any) -> bool:
-    """Whether everything `desired` says is in `live` (Traefik's API adds defaults)."""
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(k in live and matches(v, live[k]) for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(live, list) and len(desired) == len(live) and all(map(matches, desired, live))
-    return desired == live
 
 
 class TraefikRouter:
@@ -93,11 +79,12 @@ class TraefikRouter:
         self._env = env
         self._confirm_timeout_seconds = confirm_timeout_seconds
 
-    async def apply(
-        self, service: str, stable_url: str | None, canary_url: str | None, request: TrafficRequest
-    ) -> bool:
+    async def check(self, service: str) -> None:
+        find_traefik()
+
+    async def apply(self, service: str, split: Split) -> bool:
         await self._env.ensure_router_running()
-        desired = routing_config(service, stable_url, canary_url, request)
+        desired = routing_config(service, split)
         path = self._env.dynamic_dir / f"{service}.yaml"
         current = _read_config(path)
         changed = current != desired
@@ -106,7 +93,7 @@ class TraefikRouter:
         # Confirmed even when unchanged: a retry may follow a crash right after the write.
         await self._confirm_live(desired, previous=current)
         if changed:
-            self._record_change(service, stable_url, canary_url, request)
+            self._record_change(service, split)
         return changed
 
     async def _confirm_live(self, desired: dict[str, Any], previous: dict[str, Any]) -> None:
@@ -127,20 +114,19 @@ class TraefikRouter:
                     )
                 await asyncio.sleep(0.05)
 
-    def _record_change(
-        self, service: str, stable_url: str | None, canary_url: str | None, request: TrafficRequest
-    ) -> None:
+    def _record_change(self, service: str, split: Split) -> None:
+        """Append the change to the local environment's traffic log (what the demo
+        and the tests read back)."""
         change = {
             "service": service,
-            "canary_weight": request.canary_weight,
-            "segments_to_canary": request.segments_to_canary,
-            "stable_url": stable_url,
-            "canary_url": canary_url,
+            "canary_weight": split.canary_weight,
+            "segments_to_canary": split.segments_to_canary,
+            "stable_url": split.stable_url,
+            "canary_url": split.canary_url,
             "timestamp": datetime.now(UTC).isoformat(),
         }
         with self._env.traffic_log.open("a") as change_log:
             change_log.write(json.dumps(change) + "\n")
-        log.info("traffic.applied", release_id=request.ref.release_id, **change)
 
 
 async def _why_not_live(api: httpx.AsyncClient, key: str, spec: dict[str, Any] | None) -> str | None:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from pipeline.errors import PermanentTargetError, TargetError
 from pipeline.models import PreflightReport, Slot, TrafficRequest
+from pipeline.routers.base import Split
+
+__all__ = ["DeployTarget", "Progress", "no_progress", "split_of", "PermanentTargetError", "TargetError"]
+"""The errors are pipeline/errors.py's, re-exported until pipeline/local/ and the tests import them from there."""
 
 Progress = Callable[[str], None]
 """Called while a long operation waits; activities turn it into a heartbeat."""
@@ -20,12 +25,17 @@ def no_progress(message: str) -> None:
     """A Progress for callers that do not report it anywhere."""
 
 
-class TargetError(Exception):
-    """A failure the target reports in words an operator can act on."""
-
-
-class PermanentTargetError(TargetError):
-    """A failure that no retry can fix (unknown service, bad configuration)."""
+def split_of(request: TrafficRequest, stable_url: str | None = None, canary_url: str | None = None) -> Split:
+    """The routing spec a traffic request asks for, with the backends a router that
+    addresses processes needs."""
+    return Split(
+        canary_weight=request.canary_weight,
+        segments_to_canary=request.segments_to_canary,
+        segment_header=request.segment_header,
+        canary_segments=tuple(request.canary_segments),
+        stable_url=stable_url,
+        canary_url=canary_url,
+    )
 
 
 class DeployTarget(Protocol):
@@ -38,7 +48,8 @@ class DeployTarget(Protocol):
         """Run `version` in `slot` (staging or canary). Returns False when it already ran there."""
 
     async def wait_ready(self, service: str, slot: Slot, version: str, progress: Progress) -> None:
-        """Return once the version in `slot` passes its readiness check; raise TargetError on timeout."""
+        """Return once the version in `slot` passes its readiness check; raise
+        TargetError (pipeline/errors.py) on timeout."""
 
     def endpoint(self, service: str, slot: Slot) -> str:
         """Base URL that reaches the version in `slot` directly (for test suites)."""

@@ -29,7 +29,6 @@ recorded before those rules tightened cannot put a loader variable into a pod.
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from functools import cache
@@ -38,27 +37,38 @@ from typing import Any
 import structlog
 from kubernetes.client.exceptions import ApiException
 
-from pipeline.decisions.service_env import env_problems, secret_name
-from pipeline.kube import STRATEGIC_MERGE_PATCH, Kube, KubeSettings, NotFound, api_client
-from pipeline.models import PreflightReport, ServiceRef, Slot, TrafficRequest
-from pipeline.routers.cluster import ClusterRouter, router_for, wants_segments
+from pipeline.decisions.service_env import env_problems
+from pipeline.errors import NotFound, PermanentTargetError, TargetError
+from pipeline.kube import STRATEGIC_MERGE_PATCH, Kube, KubeSettings, api_client
+from pipeline.models import PreflightReport, Slot, TrafficRequest
+from pipeline.routers import router_for
+from pipeline.routers.base import Split
+from pipeline.routers.owned import OwnedEntries
 from pipeline.suites import load_catalog, missing_suites
-from pipeline.targets.base import PermanentTargetError, Progress, TargetError, no_progress
+from pipeline.targets.base import Progress, no_progress, split_of
+from pipeline.targets.deployments import (
+    PREVIOUS_ANNOTATION,
+    REPLICAS_ANNOTATION,
+    Deployment,
+    annotations,
+    canary_deployment,
+    clean,
+    main_container,
+    merged_env,
+    past_progress_deadline,
+    patchable,
+    rollout_problem,
+    tag_of,
+    with_tag,
+)
 
 log = structlog.get_logger()
-
-APP_LABEL, TRACK_LABEL = "app", "track"
-PREVIOUS_ANNOTATION = "release-pipeline.io/previous-version"
-REPLICAS_ANNOTATION = "release-pipeline.io/replicas"
-"""Replicas of a staging Deployment before stop() scaled it to zero."""
 
 PRODUCTION_ACCESS = [("apps", "deployments", ("get", "create", "patch", "delete"))]
 STAGING_ACCESS = [("apps", "deployments", ("get", "patch"))]
 CLUSTER_ACCESS = [("", "namespaces", ("get",))]
 """(api group, resource, verbs) the target uses, besides its router's. deploy/rbac.yaml
 grants exactly these; tests/test_manifests.py checks that it does."""
-
-Deployment = dict[str, Any]
 
 
 class KubernetesTarget:
@@ -127,10 +137,10 @@ class KubernetesTarget:
         return f"http://{service}-{slot.value}.{self._settings.namespace}.{self._settings.cluster_domain}"
 
     async def set_traffic(self, request: TrafficRequest) -> bool:
-        service = request.ref.service
-        if request.canary_weight > 0 or wants_segments(request):
+        service, split = request.ref.service, split_of(request)
+        if split.needs_canary:
             await self._require_ready_canary(service)
-        return await self._router(service).apply(service, request)
+        return await self._route(service, split, release_id=request.ref.release_id)
 
     async def stop(self, service: str, slot: Slot) -> bool:
         if slot is Slot.STABLE:
@@ -152,16 +162,11 @@ class KubernetesTarget:
         stable = await self._read(namespace, service)
         canary = await self._read_optional(namespace, f"{service}-canary")
         if canary is None:
-            return _annotations(stable).get(PREVIOUS_ANNOTATION)  # promoted and retired before
+            return annotations(stable).get(PREVIOUS_ANNOTATION)  # promoted and retired before
         version = tag_of(main_container(canary, service)["image"])
         previous = await self._roll_stable_to(service, stable, main_container(canary, service))
         await self.wait_ready(service, Slot.STABLE, version, progress)
-        everything_to_stable = TrafficRequest(
-            ref=ServiceRef(release_id="promote", service=service, target="kubernetes"),
-            canary_weight=0,
-            segments_to_canary=False,
-        )
-        await self._router(service).apply(service, everything_to_stable)
+        await self._route(service, Split(canary_weight=0), reason="promote")
         await self.stop(service, Slot.CANARY)
         log.info("canary.promoted", service=service, version=version, previous=previous)
         return previous
@@ -169,7 +174,7 @@ class KubernetesTarget:
     async def retire(self, service: str, version: str) -> bool:
         namespace, canary = self._settings.namespace, f"{service}-canary"
         stable = await self._read(namespace, service)
-        if _annotations(stable).get(PREVIOUS_ANNOTATION) != version:
+        if annotations(stable).get(PREVIOUS_ANNOTATION) != version:
             return False
         await self._kube.call(f"delete Deployment {namespace}/{canary}", _ignoring(
             404, lambda: self._kube.apps.delete_namespaced_deployment(canary, namespace)))
@@ -186,7 +191,7 @@ class KubernetesTarget:
     async def _deploy_staging(self, service: str, image: str, env: dict[str, str]) -> bool:
         namespace = self._settings.staging_namespace
         live = await self._read(namespace, service)
-        replicas = live["spec"].get("replicas") or int(_annotations(live).get(REPLICAS_ANNOTATION, "1"))
+        replicas = live["spec"].get("replicas") or int(annotations(live).get(REPLICAS_ANNOTATION, "1"))
         return await self._update_version(namespace, service, live, service, image, env, replicas)
 
     async def _deploy_canary(self, service: str, stable: Deployment, image: str, env: dict[str, str]) -> bool:
@@ -207,8 +212,8 @@ class KubernetesTarget:
         """Set image, env and replicas of a Deployment's main container; False when they already were so."""
         container = main_container(live, service)
         env_list = merged_env(container.get("env", []), env, service)
-        if (container["image"], _clean(container.get("env", [])), live["spec"].get("replicas")) == (
-                image, _clean(env_list), replicas):
+        if (container["image"], clean(container.get("env", [])), live["spec"].get("replicas")) == (
+                image, clean(env_list), replicas):
             return False
         await self._patch(namespace, name, {"spec": {
             "replicas": replicas,
@@ -222,8 +227,8 @@ class KubernetesTarget:
         container = main_container(stable, service)
         current, wanted = tag_of(container["image"]), tag_of(canary_container["image"])
         if current == wanted:
-            return _annotations(stable).get(PREVIOUS_ANNOTATION)
-        env_list = [_patchable(entry) for entry in _clean(canary_container.get("env", []))]
+            return annotations(stable).get(PREVIOUS_ANNOTATION)
+        env_list = [patchable(entry) for entry in clean(canary_container.get("env", []))]
         await self._patch(self._settings.namespace, service, {
             "metadata": {"annotations": {PREVIOUS_ANNOTATION: current}},
             "spec": {"template": {"spec": {"containers": [
@@ -256,7 +261,15 @@ class KubernetesTarget:
         scoped += [(namespace, rule) for rule in CLUSTER_ACCESS for namespace in (production, staging)]
         return [(namespace, group, resource, verb) for namespace, (group, resource, verbs) in scoped for verb in verbs]
 
-    def _router(self, service: str) -> ClusterRouter:
+    async def _route(self, service: str, split: Split, **context: str) -> bool:
+        router = self._settings.router_of(service)
+        changed = await self._router(service).apply(service, split)
+        if changed:
+            log.info("traffic.applied", router=router, service=service, canary_weight=split.canary_weight,
+                     segments_to_canary=split.segments_to_canary, **context)
+        return changed
+
+    def _router(self, service: str) -> OwnedEntries:
         return _router(self._kube, self._settings.router_of(service), self._settings.namespace)
 
     def _location(self, service: str, slot: Slot) -> tuple[str, str]:
@@ -282,8 +295,8 @@ class KubernetesTarget:
 
 
 @cache
-def _router(kube: Kube, name: str, namespace: str) -> ClusterRouter:
-    return router_for(name, kube, namespace)
+def _router(kube: Kube, name: str, namespace: str) -> OwnedEntries:
+    return router_for(name, kube, namespace)  # a cluster router: see pipeline/catalog.py
 
 
 # --- blocking calls (run in a thread by Kube.call) -------------------------------------------
@@ -310,104 +323,3 @@ def _allowed(kube: Kube, namespace: str, group: str, resource: str, verb: str) -
         "spec": {"resourceAttributes": attributes},
     })
     return bool(review.status and review.status.allowed)
-
-
-# --- Deployment documents ----------------------------------------------------------------------
-
-
-def canary_deployment(service: str, stable: Deployment, image: str, env: dict[str, str], replicas: int) -> Deployment:
-    """The canary: the stable pod template with the new image and env, labelled track=canary."""
-    labels = {APP_LABEL: service, TRACK_LABEL: "canary"}
-    template = copy.deepcopy(stable["spec"]["template"])
-    template.setdefault("metadata", {})["labels"] = {**template["metadata"].get("labels", {}), **labels}
-    container = main_container({"spec": {"template": template}}, service)
-    container["image"] = image
-    container["env"] = _clean(merged_env(container.get("env", []), env, service))
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": f"{service}-canary", "labels": labels},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template},
-    }
-
-
-def main_container(deployment: Deployment, service: str) -> dict[str, Any]:
-    """The container named like the service, or the first one."""
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    return next((c for c in containers if c.get("name") == service), containers[0])
-
-
-def merged_env(current: list[dict[str, Any]], env: dict[str, str], service: str) -> list[dict[str, Any]]:
-    """The container's env with the release's entries set. Each entry names both
-    `value` and `valueFrom` (one null), so a strategic merge patch that turns a value
-    into a secret reference also removes the old value."""
-    wanted = {name: _env_entry(name, value, service) for name, value in env.items()}
-    kept = [_patchable(wanted.pop(entry["name"], entry)) for entry in current]
-    return kept + list(wanted.values())
-
-
-def _env_entry(name: str, value: str, service: str) -> dict[str, Any]:
-    key = secret_name(value)
-    if key is not None:
-        return {"name": name, "value": None, "valueFrom": {"secretKeyRef": {"name": f"{service}-secrets", "key": key}}}
-    return {"name": name, "value": value, "valueFrom": None}
-
-
-def _patchable(entry: dict[str, Any]) -> dict[str, Any]:
-    return {"value": None, "valueFrom": None, **entry}
-
-
-def _clean(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{key: value for key, value in entry.items() if value is not None} for entry in entries]
-
-
-def _annotations(deployment: Deployment) -> dict[str, str]:
-    return deployment.get("metadata", {}).get("annotations") or {}
-
-
-def with_tag(image: str, tag: str) -> str:
-    """`registry:5000/team/app:1.0` -> `registry:5000/team/app:<tag>` (a digest is dropped too)."""
-    repository = image.split("@", 1)[0]
-    name_start = repository.rfind("/") + 1
-    if ":" in repository[name_start:]:
-        repository = repository[: repository.rfind(":")]
-    return f"{repository}:{tag}"
-
-
-def tag_of(image: str) -> str | None:
-    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    return name.split(":", 1)[1] if ":" in name else None
-
-
-def rollout_problem(deployment: Deployment) -> str | None:
-    """Why the Deployment's rollout is not complete (as `kubectl rollout status` judges
-    it), naming the conditions that hold it up; None once it is complete."""
-    spec, status = deployment["spec"], deployment.get("status") or {}
-    wanted = spec.get("replicas", 1)
-    updated, available = status.get("updatedReplicas", 0), status.get("availableReplicas", 0)
-    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
-        problem = f"generation {deployment['metadata']['generation']} not yet observed by the controller"
-    elif updated < wanted:
-        problem = f"{updated} of {wanted} replicas updated"
-    elif status.get("replicas", 0) > updated:
-        problem = f"{status['replicas'] - updated} old replicas pending termination"
-    elif available < updated:
-        problem = f"{available} of {updated} updated replicas available"
-    else:
-        return None
-    holding = [
-        f"{c['type']}={c['status']} ({c.get('reason', '')}: {c.get('message', '')})"
-        for c in status.get("conditions", [])
-        if c.get("status") == "False" or c.get("reason") == "ProgressDeadlineExceeded"
-    ]
-    return problem + (f"; condition {', '.join(holding)}" if holding else "")
-
-
-def past_progress_deadline(deployment: Deployment) -> bool:
-    """Whether the controller gave up on the current generation: progressDeadlineSeconds
-    passed without progress (a verdict on an older generation does not count)."""
-    status = deployment.get("status") or {}
-    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
-        return False
-    return any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-               for c in status.get("conditions", []))

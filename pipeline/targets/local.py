@@ -30,11 +30,12 @@ import httpx
 import structlog
 from pydantic import BaseModel, Field, ValidationError
 
+from pipeline.catalog import TARGETS
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.decisions.fencing import fence_of, is_stale
+from pipeline.errors import PermanentTargetError, TargetError
 from pipeline.local.env import (
     LocalEnvironment,
-    find_traefik,
     is_ours,
     launch_detached,
     processes_marked,
@@ -44,19 +45,20 @@ from pipeline.local.env import (
 from pipeline.models import (
     SERVICE_PATTERN,
     PreflightReport,
-    ServiceRef,
     Slot,
     TrafficFence,
     TrafficRequest,
 )
-from pipeline.routers.base import TrafficRouter
-from pipeline.routers.traefik import TraefikRouter
+from pipeline.routers import router_for
+from pipeline.routers.base import Split, TrafficRouter
 from pipeline.suites import load_catalog, missing_suites
-from pipeline.targets.base import PermanentTargetError, Progress, TargetError, no_progress
+from pipeline.targets.base import Progress, no_progress, split_of
 
 log = structlog.get_logger()
 
 PREVIOUS = "previous"
+ROUTER = TARGETS["local"].router
+"""The local target routes with Traefik, in the local environment."""
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 5
@@ -96,12 +98,16 @@ class LocalTarget:
         ready_timeout_seconds: float = READY_TIMEOUT_SECONDS,
     ):
         self.env = env or LocalEnvironment.from_env()
-        self._router = router or TraefikRouter(self.env)
+        self._router = router or router_for(ROUTER, self.env)
         self._ready_timeout_seconds = ready_timeout_seconds
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
+    @classmethod
+    def from_env(cls) -> LocalTarget:
+        return cls(LocalEnvironment.from_env())
+
     async def preflight(self, service: str, suites: list[str]) -> PreflightReport:
-        find_traefik()
+        await self._router.check(service)
         try:
             missing = missing_suites(service, suites, load_catalog())
         except (OSError, ValueError) as error:
@@ -161,9 +167,8 @@ class LocalTarget:
             stable, canary = state.slots.get(Slot.STABLE), state.slots.get(Slot.CANARY)
             if canary is None and (request.canary_weight > 0 or request.segments_to_canary):
                 raise PermanentTargetError(f"{service} has no canary to send traffic to")
-            changed = await self._router.apply(
-                service, stable.url if stable else None, canary.url if canary else None, request
-            )
+            split = split_of(request, stable.url if stable else None, canary.url if canary else None)
+            changed = await self._route(service, split, release_id=request.ref.release_id)
             state.traffic_fence = fence_of(request)
             self._save(service, state)
             return changed
@@ -188,10 +193,7 @@ class LocalTarget:
                 return self._already_promoted(service, state)
             if not canary.is_running():
                 raise PermanentTargetError(f"the canary of {service} ({canary.version}) is not running")
-            all_to_canary = TrafficRequest(
-                ref=ServiceRef(release_id="promote", service=service), canary_weight=0, segments_to_canary=False
-            )
-            await self._router.apply(service, canary.url, None, all_to_canary)
+            await self._route(service, Split(canary_weight=0, stable_url=canary.url), reason="promote")
             if stable:
                 await self._retire_superseded(service, state)
                 state.slots[PREVIOUS] = stable
@@ -218,6 +220,14 @@ class LocalTarget:
         return stable.version if stable else None
 
     # --- helpers -------------------------------------------------------------------------
+
+    async def _route(self, service: str, split: Split, **context: str) -> bool:
+        changed = await self._router.apply(service, split)
+        if changed:
+            log.info("traffic.applied", router=ROUTER, service=service, canary_weight=split.canary_weight,
+                     segments_to_canary=split.segments_to_canary, stable_url=split.stable_url,
+                     canary_url=split.canary_url, **context)
+        return changed
 
     def _already_promoted(self, service: str, state: ServiceState) -> str | None:
         """promote() retried after it succeeded: report what the first call reported."""
