@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import structlog
 
-from pipeline.targets.base import PermanentTargetError, TargetError
+from pipeline.errors import LocalEnvironmentError, PermanentTargetError
 
 log = structlog.get_logger()
 
@@ -50,10 +50,6 @@ child = subprocess.Popen(sys.argv[2:], env=env, stdin=subprocess.DEVNULL, stdout
                          stderr=subprocess.STDOUT, start_new_session=True)
 print(child.pid)
 """
-
-
-class LocalEnvironmentError(TargetError):
-    """The local environment cannot be brought up (missing binary, port taken)."""
 
 
 # --- processes -----------------------------------------------------------------------------

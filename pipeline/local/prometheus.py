@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.local.env import LocalEnvironment, LocalEnvironmentError, launch_detached, terminate, write_atomically
+from pipeline.errors import LocalEnvironmentError
+from pipeline.local.env import LocalEnvironment, launch_detached, terminate, write_atomically
 
 SCRAPE_INTERVAL = "1s"
 START_TIMEOUT_SECONDS = 30.0

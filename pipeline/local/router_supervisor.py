@@ -25,9 +25,9 @@ from pathlib import Path
 
 import structlog
 
-from pipeline.local.env import LocalEnvironment, LocalEnvironmentError, is_ours
+from pipeline.errors import LocalEnvironmentError, PermanentTargetError
+from pipeline.local.env import LocalEnvironment, is_ours
 from pipeline.logging import configure_logging
-from pipeline.targets.base import PermanentTargetError
 
 log = structlog.get_logger("pipeline.local.router_supervisor")
 

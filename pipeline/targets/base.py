@@ -15,7 +15,7 @@ from pipeline.models import PreflightReport, Slot, TrafficRequest
 from pipeline.routers.base import Split
 
 __all__ = ["DeployTarget", "Progress", "no_progress", "split_of", "PermanentTargetError", "TargetError"]
-"""The errors are pipeline/errors.py's, re-exported until pipeline/local/ and the tests import them from there."""
+"""The errors are pipeline/errors.py's, re-exported until the tests import them from there."""
 
 Progress = Callable[[str], None]
 """Called while a long operation waits; activities turn it into a heartbeat."""
