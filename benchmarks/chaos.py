@@ -64,19 +64,9 @@ from pipeline.local.devstack import Stack, installed_binary, local_stack, restar
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.local.env import LocalEnvironment, processes_marked
 from pipeline.temporal import exit_process
+from tests.helpers.real_stack import FAST_POLICY
 from workflows.release import ReleaseWorkflow
 
-FAST_POLICY = {
-    "canary_weight": 20,
-    "canary_duration_seconds": 6,
-    "analysis_interval_seconds": 2,
-    "steps": [50, 100],
-    "step_interval_seconds": 4,
-    "retire_delay_seconds": 1,
-    "min_requests": 5,
-    "test_suites": ["integration", "e2e"],
-}
-"""As tests/test_integration.py's FAST_POLICY."""
 SHORT_POLICY = {**FAST_POLICY, "canary_duration_seconds": 4, "step_interval_seconds": 2}
 """--short: one analysis interval less in the canary and each step, to fit CI's minutes."""
 BAD_ENV = {"GALLERY_ERROR_RATE": "0.5"}

@@ -17,7 +17,7 @@ from pipeline.local.devstack import Stack
 from pipeline.local.env import LocalEnvironment
 from pipeline.logging import configure_logging
 from pipeline.temporal import exit_process
-from tests.test_local_target import free_port
+from tests.helpers.local import local_environment
 from workflows.release import ReleaseWorkflow
 
 SERVICE = "gallery"
@@ -26,7 +26,7 @@ QUICK = {"required_approvals": [], "test_suites": ["unit"]}
 
 
 def bench_environment() -> LocalEnvironment:
-    return LocalEnvironment(Path(tempfile.mkdtemp(prefix="bench-")), http_port=free_port(), admin_port=free_port())
+    return local_environment(Path(tempfile.mkdtemp(prefix="bench-")))
 
 
 async def install_first_release(stack: Stack, version: str = "1.0.0") -> None:

@@ -22,7 +22,7 @@ from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_r
 from pipeline.local.devstack import Stack, local_stack
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.local.prometheus import find_prometheus
-from tests.test_local_target import free_port
+from tests.helpers.local import free_port
 from workflows.release import ReleaseWorkflow
 
 

@@ -24,9 +24,8 @@ from temporalio.worker import Worker
 
 from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark, served_by_canary
 from pipeline.local.devstack import installed_binary, local_stack
-from tests.conftest import register_search_attributes
-from tests.fakes import FakeWorld
-from tests.harness import REQUEST, Drive
+from tests.helpers.fakes import FakeWorld
+from tests.helpers.harness import REQUEST, Drive, register_search_attributes
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
 

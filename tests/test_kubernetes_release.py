@@ -22,9 +22,9 @@ from activities import ALL as ACTIVITIES
 from activities import observe_metrics
 from pipeline.models import Observation, ObserveRequest, Outcome, VersionMetrics
 from pipeline.targets import target_for
-from tests.fakes import FAILING, HEALTHY
-from tests.k8s_double import KubeDouble
-from tests.k8s_fixtures import IMAGE, PRODUCTION, SERVICE, STAGING, seed, worker_env
+from tests.helpers.fakes import FAILING, HEALTHY
+from tests.helpers.k8s_double import KubeDouble
+from tests.helpers.k8s_fixtures import IMAGE, PRODUCTION, SERVICE, STAGING, seed, worker_env
 from workflows import ALL as WORKFLOWS
 from workflows.release import ReleaseWorkflow
 

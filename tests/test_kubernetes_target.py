@@ -1,10 +1,9 @@
 """The kubernetes target through the real `kubernetes` client, over real HTTP, against
-the API server double (tests/k8s_double.py): what each operation changes, that a
+the API server double (tests/helpers/k8s_double.py): what each operation changes, that a
 repeat changes nothing, retries, deadlines and pre-flight messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -14,23 +13,15 @@ from pipeline.kube import KubeSettings, api_client
 from pipeline.models import ServiceRef, Slot, TrafficRequest
 from pipeline.targets.base import PermanentTargetError, TargetError
 from pipeline.targets.kubernetes import KubernetesTarget, tag_of, with_tag
-from tests.k8s_double import KubeDouble
-from tests.k8s_fixtures import IMAGE, PRODUCTION, SERVICE, STAGING, seed, target_on
+from tests.helpers.k8s_double import KubeDouble
+from tests.helpers.k8s_fixtures import IMAGE, PRODUCTION, SERVICE, STAGING, target_on
 
 SEGMENTS = ["beta-photographer", "internal-team"]
 
 
 @pytest.fixture
-def double() -> Iterator[KubeDouble]:
-    double = KubeDouble().start()
-    seed(double)
-    yield double
-    double.stop()
-
-
-@pytest.fixture
-def target(double: KubeDouble, tmp_path) -> KubernetesTarget:
-    return target_on(double, tmp_path)
+def target(kube_double: KubeDouble, tmp_path) -> KubernetesTarget:
+    return target_on(kube_double, tmp_path)
 
 
 def traffic(weight: int, segments: bool = True) -> TrafficRequest:
@@ -40,17 +31,17 @@ def traffic(weight: int, segments: bool = True) -> TrafficRequest:
     )
 
 
-def container(double: KubeDouble, namespace: str, name: str = SERVICE) -> dict[str, Any]:
-    return double.get("deployments", namespace, name)["spec"]["template"]["spec"]["containers"][0]
+def container(kube_double: KubeDouble, namespace: str, name: str = SERVICE) -> dict[str, Any]:
+    return kube_double.get("deployments", namespace, name)["spec"]["template"]["spec"]["containers"][0]
 
 
-def replicas(double: KubeDouble, name: str) -> int | None:
-    deployment = double.get("deployments", PRODUCTION, name)
+def replicas(kube_double: KubeDouble, name: str) -> int | None:
+    deployment = kube_double.get("deployments", PRODUCTION, name)
     return deployment["spec"]["replicas"] if deployment else None
 
 
-def http_routes(double: KubeDouble) -> list[dict[str, Any]]:
-    return double.get("virtualservices", PRODUCTION, SERVICE)["spec"]["http"]
+def http_routes(kube_double: KubeDouble) -> list[dict[str, Any]]:
+    return kube_double.get("virtualservices", PRODUCTION, SERVICE)["spec"]["http"]
 
 
 def weights(route: dict[str, Any]) -> dict[str, int]:
@@ -78,12 +69,12 @@ def test_image_tags():
     assert tag_of("registry.example:5000/photos/gallery") is None
 
 
-async def test_staging_deploy_sets_image_and_env_waits_for_rollout_and_repeats_as_no_op(double, target):
+async def test_staging_deploy_sets_image_and_env_waits_for_rollout_and_repeats_as_no_op(kube_double, target):
     messages: list[str] = []
     assert await target.deploy(SERVICE, Slot.STAGING, "2.0.0", {"FEATURE_X": "on", "DB_PASSWORD": "secret://DB_PASSWORD"})
     await target.wait_ready(SERVICE, Slot.STAGING, "2.0.0", messages.append)
 
-    staged = container(double, STAGING)
+    staged = container(kube_double, STAGING)
     assert staged["image"] == f"{IMAGE}:2.0.0"
     assert staged["env"] == [
         {"name": "LOG_LEVEL", "value": "info"},
@@ -92,50 +83,50 @@ async def test_staging_deploy_sets_image_and_env_waits_for_rollout_and_repeats_a
     ]
     assert staged["readinessProbe"]["httpGet"]["path"] == "/health/ready"  # strategic merge kept the rest
     assert messages and "not yet observed" in messages[0]
-    writes = len(double.writes("deployments"))
+    writes = len(kube_double.writes("deployments"))
     assert not await target.deploy(SERVICE, Slot.STAGING, "2.0.0", {"FEATURE_X": "on", "DB_PASSWORD": "secret://DB_PASSWORD"})
-    assert len(double.writes("deployments")) == writes
-    assert container(double, PRODUCTION)["image"] == f"{IMAGE}:1.0.0"
+    assert len(kube_double.writes("deployments")) == writes
+    assert container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:1.0.0"
 
 
-async def test_stopped_staging_scales_back_up_on_the_next_deploy(double, target):
+async def test_stopped_staging_scales_back_up_on_the_next_deploy(kube_double, target):
     assert await target.stop(SERVICE, Slot.STAGING)
     assert not await target.stop(SERVICE, Slot.STAGING)
-    assert double.get("deployments", STAGING, SERVICE)["spec"]["replicas"] == 0
+    assert kube_double.get("deployments", STAGING, SERVICE)["spec"]["replicas"] == 0
     assert await target.deploy(SERVICE, Slot.STAGING, "2.0.0", {})
-    assert double.get("deployments", STAGING, SERVICE)["spec"]["replicas"] == 1
+    assert kube_double.get("deployments", STAGING, SERVICE)["spec"]["replicas"] == 1
 
 
-async def test_canary_is_the_stable_template_with_the_new_image_and_track_label(double, target):
+async def test_canary_is_the_stable_template_with_the_new_image_and_track_label(kube_double, target):
     await run_canary(target)
-    canary = double.get("deployments", PRODUCTION, f"{SERVICE}-canary")
+    canary = kube_double.get("deployments", PRODUCTION, f"{SERVICE}-canary")
     assert canary["metadata"]["labels"] == {"app": SERVICE, "track": "canary"}
     assert canary["spec"]["selector"]["matchLabels"] == {"app": SERVICE, "track": "canary"}
     assert canary["spec"]["template"]["metadata"]["labels"]["track"] == "canary"
     assert canary["spec"]["replicas"] == 1
-    assert container(double, PRODUCTION, f"{SERVICE}-canary")["image"] == f"{IMAGE}:2.0.0"
+    assert container(kube_double, PRODUCTION, f"{SERVICE}-canary")["image"] == f"{IMAGE}:2.0.0"
     assert not await target.deploy(SERVICE, Slot.CANARY, "2.0.0", {"FEATURE_X": "on"})
-    assert [method for method, _, _ in double.writes("deployments")] == ["POST"]
+    assert [method for method, _, _ in kube_double.writes("deployments")] == ["POST"]
 
 
-async def test_traffic_sets_weights_and_segment_route_and_keeps_others_fields(double, target):
+async def test_traffic_sets_weights_and_segment_route_and_keeps_others_fields(kube_double, target):
     await run_canary(target)
     assert await target.set_traffic(traffic(10))
-    segments, admin, primary = http_routes(double)
+    segments, admin, primary = http_routes(kube_double)
 
     assert segments["name"] == "canary-segments"
     assert segments["match"] == [{"headers": {"x-user-type": {"exact": s}}} for s in SEGMENTS]
     assert segments["route"] == [{"destination": {"host": SERVICE, "subset": "canary"}}]
     assert admin["name"] == "admin"
     assert primary["timeout"] == "5s" and weights(primary) == {"stable": 90, "canary": 10}
-    spec = double.get("virtualservices", PRODUCTION, SERVICE)["spec"]
+    spec = kube_double.get("virtualservices", PRODUCTION, SERVICE)["spec"]
     assert spec["hosts"] == [SERVICE] and spec["gateways"] == ["mesh"]
-    assert [content for method, path, content, _ in double.requests if method == "PATCH" and "virtualservices" in path] == [
+    assert [content for method, path, content, _ in kube_double.requests if method == "PATCH" and "virtualservices" in path] == [
         "application/merge-patch+json"
     ]
 
     assert not await target.set_traffic(traffic(10))
-    assert len(double.writes("virtualservices")) == 1
+    assert len(kube_double.writes("virtualservices")) == 1
 
 
 async def test_traffic_to_a_canary_that_does_not_run_is_refused(target):
@@ -143,7 +134,7 @@ async def test_traffic_to_a_canary_that_does_not_run_is_refused(target):
         await target.set_traffic(traffic(10))
 
 
-async def test_rollback_sends_all_traffic_to_stable_then_scales_canary_to_zero(double, target):
+async def test_rollback_sends_all_traffic_to_stable_then_scales_canary_to_zero(kube_double, target):
     await run_canary(target)
     await target.set_traffic(traffic(50))
 
@@ -151,71 +142,71 @@ async def test_rollback_sends_all_traffic_to_stable_then_scales_canary_to_zero(d
     assert await target.stop(SERVICE, Slot.CANARY)
     assert not await target.stop(SERVICE, Slot.CANARY)
 
-    assert [route["name"] for route in http_routes(double)] == ["admin", "primary"]
-    assert weights(http_routes(double)[-1]) == {"stable": 100}
-    assert replicas(double, f"{SERVICE}-canary") == 0
-    assert replicas(double, SERVICE) == 4 and container(double, PRODUCTION)["image"] == f"{IMAGE}:1.0.0"
-    assert not [write for write in double.writes("deployments") if write[1].endswith(f"/{SERVICE}")]
+    assert [route["name"] for route in http_routes(kube_double)] == ["admin", "primary"]
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
+    assert replicas(kube_double, f"{SERVICE}-canary") == 0
+    assert replicas(kube_double, SERVICE) == 4 and container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:1.0.0"
+    assert not [write for write in kube_double.writes("deployments") if write[1].endswith(f"/{SERVICE}")]
 
 
-async def test_promote_rolls_stable_then_routes_to_it_and_retire_removes_leftovers(double, target):
+async def test_promote_rolls_stable_then_routes_to_it_and_retire_removes_leftovers(kube_double, target):
     await run_canary(target)
     await target.set_traffic(traffic(100))
 
     assert await target.promote(SERVICE) == "1.0.0"
-    stable = double.get("deployments", PRODUCTION, SERVICE)
-    assert container(double, PRODUCTION)["image"] == f"{IMAGE}:2.0.0"
-    assert {"name": "FEATURE_X", "value": "on"} in container(double, PRODUCTION)["env"]
+    stable = kube_double.get("deployments", PRODUCTION, SERVICE)
+    assert container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:2.0.0"
+    assert {"name": "FEATURE_X", "value": "on"} in container(kube_double, PRODUCTION)["env"]
     assert stable["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert stable["metadata"]["annotations"]["release-pipeline.io/previous-version"] == "1.0.0"
-    assert weights(http_routes(double)[-1]) == {"stable": 100}
-    assert replicas(double, f"{SERVICE}-canary") == 0
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
+    assert replicas(kube_double, f"{SERVICE}-canary") == 0
     assert await target.stable_version(SERVICE) == "2.0.0"
 
-    writes = len(double.writes(""))
+    writes = len(kube_double.writes(""))
     assert await target.promote(SERVICE) == "1.0.0"  # a retry after success changes nothing
-    assert len(double.writes("")) == writes
+    assert len(kube_double.writes("")) == writes
 
     assert await target.retire(SERVICE, "1.0.0")
-    assert double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None
-    assert "release-pipeline.io/previous-version" not in (double.get("deployments", PRODUCTION, SERVICE)["metadata"].get("annotations") or {})
+    assert kube_double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None
+    assert "release-pipeline.io/previous-version" not in (kube_double.get("deployments", PRODUCTION, SERVICE)["metadata"].get("annotations") or {})
     assert not await target.retire(SERVICE, "1.0.0")
 
 
-async def test_conflicts_and_server_errors_are_retried(double, target):
+async def test_conflicts_and_server_errors_are_retried(kube_double, target):
     await run_canary(target)
-    double.fail_next(409)
-    double.fail_next(500)
-    double.fail_next(503)
+    kube_double.fail_next(409)
+    kube_double.fail_next(500)
+    kube_double.fail_next(503)
     assert await target.set_traffic(traffic(25))
-    assert weights(http_routes(double)[-1]) == {"stable": 75, "canary": 25}
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 75, "canary": 25}
 
 
-async def test_an_edit_between_read_and_write_is_kept_and_the_route_rewritten(double, target):
+async def test_an_edit_between_read_and_write_is_kept_and_the_route_rewritten(kube_double, target):
     """Another writer changes the VirtualService after the router read it: the stale
     resourceVersion gets 409, and the retry re-reads, keeping the other writer's edit."""
     await run_canary(target)
 
     def add_host() -> None:
-        live = double.get("virtualservices", PRODUCTION, SERVICE)
-        double.put({**live, "spec": {**live["spec"], "hosts": [SERVICE, "gallery.internal"]}})
+        live = kube_double.get("virtualservices", PRODUCTION, SERVICE)
+        kube_double.put({**live, "spec": {**live["spec"], "hosts": [SERVICE, "gallery.internal"]}})
 
-    double.before_next_patch(add_host)
+    kube_double.before_next_patch(add_host)
     assert await target.set_traffic(traffic(25))
-    spec = double.get("virtualservices", PRODUCTION, SERVICE)["spec"]
+    spec = kube_double.get("virtualservices", PRODUCTION, SERVICE)["spec"]
     assert spec["hosts"] == [SERVICE, "gallery.internal"]
     assert weights(spec["http"][-1]) == {"stable": 75, "canary": 25}
-    assert len(double.writes("virtualservices")) == 2  # the refused patch and the retried one
+    assert len(kube_double.writes("virtualservices")) == 2  # the refused patch and the retried one
 
 
-async def test_errors_that_persist_fail_with_the_api_message(double, target):
-    double.fail_next(500, times=10)
+async def test_errors_that_persist_fail_with_the_api_message(kube_double, target):
+    kube_double.fail_next(500, times=10)
     with pytest.raises(TargetError, match="HTTP 500 injected 500"):
         await target.stable_version(SERVICE)
 
 
-async def test_stuck_rollout_fails_naming_the_condition(double, target):
-    double.stuck.add(SERVICE)
+async def test_stuck_rollout_fails_naming_the_condition(kube_double, target):
+    kube_double.stuck.add(SERVICE)
     await target.deploy(SERVICE, Slot.STAGING, "2.0.0", {})
     with pytest.raises(TargetError) as stuck:
         await target.wait_ready(SERVICE, Slot.STAGING, "2.0.0", lambda message: None)
@@ -224,9 +215,9 @@ async def test_stuck_rollout_fails_naming_the_condition(double, target):
     assert "Available=False (MinimumReplicasUnavailable" in message and "ProgressDeadlineExceeded" in message
 
 
-async def test_slow_rollout_fails_at_the_target_deadline_with_progress_meanwhile(double, tmp_path):
-    double.rollout_delay = 60
-    target = target_on(double, tmp_path)
+async def test_slow_rollout_fails_at_the_target_deadline_with_progress_meanwhile(kube_double, tmp_path):
+    kube_double.rollout_delay = 60
+    target = target_on(kube_double, tmp_path)
     target._settings = replace(target._settings, rollout_timeout_seconds=0.3)
     messages: list[str] = []
     await target.deploy(SERVICE, Slot.STAGING, "2.0.0", {})
@@ -240,33 +231,33 @@ async def test_preflight_reports_stable_version(target):
     assert report.stable_version == "1.0.0" and report.missing_suites == []
 
 
-async def test_preflight_names_each_missing_permission(double, target):
-    double.denied = {("patch", "virtualservices"), ("create", "deployments")}
+async def test_preflight_names_each_missing_permission(kube_double, target):
+    kube_double.denied = {("patch", "virtualservices"), ("create", "deployments")}
     with pytest.raises(PermanentTargetError) as denied:
         await target.preflight(SERVICE, [])
     assert str(denied.value) == (
         "the worker's Kubernetes account may not: create deployments.apps in namespace prod; "
         "patch virtualservices.networking.istio.io in namespace prod"
     )
-    assert not double.writes("deployments") and not double.writes("virtualservices")
+    assert not kube_double.writes("deployments") and not kube_double.writes("virtualservices")
 
 
-async def test_preflight_names_a_missing_route(double, target):
-    double.denied = set()
-    with double._lock:
-        del double._objects[("destinationrules", PRODUCTION, SERVICE)]
+async def test_preflight_names_a_missing_route(kube_double, target):
+    kube_double.denied = set()
+    with kube_double._lock:
+        del kube_double._objects[("destinationrules", PRODUCTION, SERVICE)]
     with pytest.raises(PermanentTargetError, match="read DestinationRule prod/gallery: not found"):
         await target.preflight(SERVICE, [])
 
 
-async def test_gateway_api_router_weights_backends_and_matches_headers(double, tmp_path):
-    target = target_on(double, tmp_path, router="gateway-api")
+async def test_gateway_api_router_weights_backends_and_matches_headers(kube_double, tmp_path):
+    target = target_on(kube_double, tmp_path, router="gateway-api")
     await target.preflight(SERVICE, [])
     await run_canary(target)
     assert await target.set_traffic(traffic(25))
     assert not await target.set_traffic(traffic(25))
 
-    spec = double.get("httproutes", PRODUCTION, SERVICE)["spec"]
+    spec = kube_double.get("httproutes", PRODUCTION, SERVICE)["spec"]
     segments, primary = spec["rules"]
     assert segments["matches"][0] == {"headers": [{"type": "Exact", "name": "X-User-Type", "value": SEGMENTS[0]}]}
     assert segments["backendRefs"] == [{"name": f"{SERVICE}-canary", "port": 8080}]
@@ -275,7 +266,7 @@ async def test_gateway_api_router_weights_backends_and_matches_headers(double, t
     assert spec["parentRefs"] == [{"name": "public"}] and spec["hostnames"] == ["gallery.example.com"]
 
     assert await target.set_traffic(traffic(0, segments=False))
-    assert double.get("httproutes", PRODUCTION, SERVICE)["spec"]["rules"] == [
+    assert kube_double.get("httproutes", PRODUCTION, SERVICE)["spec"]["rules"] == [
         {"backendRefs": [{"name": f"{SERVICE}-stable", "port": 8080, "weight": 100},
                          {"name": f"{SERVICE}-canary", "port": 8080, "weight": 0}]}
     ]

@@ -4,37 +4,27 @@ as on the local target; an env the request model refuses never reaches a pod spe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from pipeline.models import Slot
 from pipeline.targets.base import PermanentTargetError
 from pipeline.targets.kubernetes import KubernetesTarget
-from tests.k8s_double import KubeDouble
-from tests.k8s_fixtures import PRODUCTION, SERVICE, STAGING, seed, target_on
+from tests.helpers.k8s_double import KubeDouble
+from tests.helpers.k8s_fixtures import PRODUCTION, SERVICE, STAGING, target_on
 
 
 @pytest.fixture
-def double() -> Iterator[KubeDouble]:
-    double = KubeDouble().start()
-    seed(double)
-    yield double
-    double.stop()
+def target(kube_double: KubeDouble, tmp_path) -> KubernetesTarget:
+    return target_on(kube_double, tmp_path)
 
 
-@pytest.fixture
-def target(double: KubeDouble, tmp_path) -> KubernetesTarget:
-    return target_on(double, tmp_path)
+def canary_env(kube_double: KubeDouble) -> list[dict]:
+    return kube_double.get("deployments", PRODUCTION, f"{SERVICE}-canary")["spec"]["template"]["spec"]["containers"][0]["env"]
 
 
-def canary_env(double: KubeDouble) -> list[dict]:
-    return double.get("deployments", PRODUCTION, f"{SERVICE}-canary")["spec"]["template"]["spec"]["containers"][0]["env"]
-
-
-async def test_a_secret_reference_becomes_a_key_of_the_services_secret(double, target):
+async def test_a_secret_reference_becomes_a_key_of_the_services_secret(kube_double, target):
     assert await target.deploy(SERVICE, Slot.CANARY, "2.0.0", {"DB_PASSWORD": "secret://DB_PASSWORD"})
-    assert canary_env(double)[-1] == {
+    assert canary_env(kube_double)[-1] == {
         "name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": f"{SERVICE}-secrets", "key": "DB_PASSWORD"}},
     }
 
@@ -47,9 +37,9 @@ async def test_a_secret_reference_becomes_a_key_of_the_services_secret(double, t
     ({"BIG": "x" * 5000}, "BIG: value is 5000 characters"),
 ])
 @pytest.mark.parametrize("slot", [Slot.STAGING, Slot.CANARY])
-async def test_an_env_the_request_model_refuses_is_never_written(double, target, slot, env, named):
+async def test_an_env_the_request_model_refuses_is_never_written(kube_double, target, slot, env, named):
     with pytest.raises(PermanentTargetError, match=f"refuses the release's env: {named}"):
         await target.deploy(SERVICE, slot, "2.0.0", env)
-    assert double.writes("deployments") == []
-    assert double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None
-    assert "LD_PRELOAD" not in str(double.get("deployments", STAGING, SERVICE))
+    assert kube_double.writes("deployments") == []
+    assert kube_double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None
+    assert "LD_PRELOAD" not in str(kube_double.get("deployments", STAGING, SERVICE))

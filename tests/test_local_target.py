@@ -5,11 +5,9 @@ canary, then promote) and 2.0 as canary; tests that need other states use other
 service names, which run the same sample app.
 """
 
-import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 from collections import Counter
 
@@ -21,23 +19,9 @@ from pipeline.metrics.base import MetricsUnavailable
 from pipeline.metrics.traefik import TraefikMetrics
 from pipeline.models import Metric, ServiceRef, Slot, TrafficRequest
 from pipeline.targets.local import LocalTarget
+from tests.helpers.local import free_port, is_alive, local_environment, wait_until
 
 SEGMENT_HEADER = "X-User-Type"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def is_alive(pid: int) -> bool:
-    """True while the process runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def traffic(service: str, weight: int, segments: bool = False) -> TrafficRequest:
@@ -52,9 +36,7 @@ def traffic(service: str, weight: int, segments: bool = False) -> TrafficRequest
 
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory):
-    environment = LocalEnvironment(
-        state_dir=tmp_path_factory.mktemp("local-target"), http_port=free_port(), admin_port=free_port()
-    )
+    environment = local_environment(tmp_path_factory.mktemp("local-target"))
     yield environment
     await environment.stop_all()
 
@@ -213,12 +195,6 @@ async def test_promote_swaps_stable_and_is_idempotent_then_retire_stops_the_old(
     assert await target.retire("gallery", "1.0") is True
     assert not is_alive(old_stable_pid)
     assert await target.retire("gallery", "1.0") is False
-
-
-async def wait_until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_a_running_router_is_reused(env, gallery):

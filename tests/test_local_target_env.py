@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.env import LocalEnvironment, launch_detached, processes_marked
+from pipeline.local.env import launch_detached, processes_marked
 from pipeline.models import Slot
 from pipeline.targets.base import PermanentTargetError
 from pipeline.targets.local import LocalTarget
-from tests.test_local_target import free_port, is_alive, wait_until
+from tests.helpers.local import environ_of, is_alive, local_environment, wait_until
 
 WORKER_SECRETS = {
     "TEMPORAL_ADDRESS": "temporal.internal.example:7233",
@@ -36,7 +36,7 @@ def worker_environment(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 async def target(tmp_path_factory):
-    env = LocalEnvironment(state_dir=tmp_path_factory.mktemp("local-env"), http_port=free_port(), admin_port=free_port())
+    env = local_environment(tmp_path_factory.mktemp("local-env"))
     yield LocalTarget(env, ready_timeout_seconds=20)
     await env.stop_all()
 
@@ -64,11 +64,6 @@ def planted_library(tmp_path) -> tuple[Path, Path]:
     )
     subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
     return library, marker
-
-
-def environ_of(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    return dict(entry.decode().split("=", 1) for entry in raw.split(b"\0") if entry)
 
 
 def slot_pid(target: LocalTarget, service: str, slot: Slot) -> int:

@@ -74,7 +74,7 @@ def webhook_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("renderer", ["json", "console"])
 def test_httpx_requests_are_not_logged_and_errors_are_redacted(renderer, tmp_path):
-    output = run_probe("tests.logging_probe", renderer, "--token", SECRET, env=webhook_env(tmp_path))
+    output = run_probe("tests.helpers.logging_probe", renderer, "--token", SECRET, env=webhook_env(tmp_path))
 
     assert "webhook failed" in output and "500 Internal Server Error" in output
     assert "HTTP Request" not in output
@@ -83,7 +83,7 @@ def test_httpx_requests_are_not_logged_and_errors_are_redacted(renderer, tmp_pat
 
 @pytest.mark.parametrize("renderer", ["json", "console"])
 def test_request_urls_are_redacted_when_httpx_logs_them(renderer, tmp_path):
-    output = run_probe("tests.logging_probe", renderer, "--token", SECRET, "--loud-httpx", env=webhook_env(tmp_path))
+    output = run_probe("tests.helpers.logging_probe", renderer, "--token", SECRET, "--loud-httpx", env=webhook_env(tmp_path))
 
     assert "HTTP Request: POST" in output and f"token={REDACTED}" in output
     assert SECRET not in output and HOOK_PATH_SECRET not in output
@@ -91,7 +91,7 @@ def test_request_urls_are_redacted_when_httpx_logs_them(renderer, tmp_path):
 
 @pytest.mark.parametrize("renderer", ["json", "console"])
 def test_workflow_code_logs_through_the_worker_configuration(renderer):
-    output = run_probe("tests.sandbox_logging_probe", renderer)
+    output = run_probe("tests.helpers.sandbox_logging_probe", renderer)
 
     assert "workflow says hello" in output
     assert "Failed activation on workflow LoggingWorkflow" in output

@@ -9,7 +9,6 @@ the tests of this module run in order on one stack of their own."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +18,10 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, local_stack
 from pipeline.local.loadgen import LoadGenerator
-from pipeline.local.env import LocalEnvironment
 from pipeline.local.prometheus import find_prometheus
 from pipeline.models import Outcome, ReleaseResult
-from tests.test_integration import until
-from tests.test_local_target import free_port
+from tests.helpers.local import free_port, local_environment
+from tests.helpers.real_stack import SERVICE, start_release, until
 from workflows.release import ReleaseWorkflow
 
 NO_PROMETHEUS = "no `prometheus` binary on PATH: install it with scripts/system-deps.sh (apt-get install -y prometheus)"
@@ -32,7 +30,6 @@ if find_prometheus() is None:
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(find_prometheus() is None, reason=NO_PROMETHEUS)]
 
-SERVICE = "gallery"
 QUIET_SERVICE = "quiet"
 PROMETHEUS_POLICY = {
     "metrics_provider": "prometheus",
@@ -50,28 +47,13 @@ PROMETHEUS_POLICY = {
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
-    local = LocalEnvironment(tmp_path_factory.mktemp("prometheus-stack"), http_port=free_port(), admin_port=free_port())
+    local = local_environment(tmp_path_factory.mktemp("prometheus-stack"))
     async with local_stack(local, task_queue="releases-prometheus", prometheus_port=free_port()) as stack:
         yield stack
 
 
-@pytest_asyncio.fixture(scope="module")
-async def load(stack: Stack) -> AsyncIterator[LoadGenerator]:
-    async with LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=40, segment_every=10) as load:
-        yield load
-
-
 async def release(stack: Stack, version: str, service: str = SERVICE, **overrides: Any) -> WorkflowHandle:
-    request = {
-        "service": service,
-        "version": version,
-        "target": "local",
-        "policy": {**PROMETHEUS_POLICY, **overrides.pop("policy", {})},
-        **overrides,
-    }
-    return await stack.client.start_workflow(
-        ReleaseWorkflow.run, request, id=f"release-{service}-{version}-{uuid.uuid4().hex[:6]}", task_queue=stack.task_queue
-    )
+    return await start_release(stack, version, {**PROMETHEUS_POLICY, **overrides.pop("policy", {})}, service, **overrides)
 
 
 async def result_of(handle: WorkflowHandle) -> ReleaseResult:

@@ -24,7 +24,7 @@ from pipeline.metrics.prometheus import (
     single_value,
 )
 from pipeline.models import Metric, ObserveRequest, ReleasePolicy, ServiceRef
-from tests.test_local_target import free_port
+from tests.helpers.local import free_port
 
 TOKEN = "s3cr3t-token"
 

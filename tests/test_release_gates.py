@@ -3,7 +3,7 @@ the deployment calendar, break-glass, live-activity holds and notifications.
 
 The gates come from a real gates file read by the real gate activities; the live
 activity endpoint and the webhooks are a real HTTP server on loopback
-(tests/http_double.py). Only targets and metrics are FakeWorld's."""
+(tests/helpers/http_double.py). Only targets and metrics are FakeWorld's."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from pipeline.models import Outcome, Phase, Stage
-from tests.fakes import FAILING, FakeWorld
-from tests.harness import REQUEST, Drive, result_with, status
-from tests.http_double import PlatformDouble
+from tests.helpers.fakes import FAILING, FakeWorld
+from tests.helpers.harness import REQUEST, Drive, result_with, status
+from tests.helpers.http_double import PlatformDouble
 from workflows.release import ReleaseWorkflow
 
 NO_APPROVALS = {"required_approvals": []}

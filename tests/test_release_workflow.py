@@ -8,8 +8,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from pipeline.models import Metric, Outcome, Phase
-from tests.fakes import FAILING, HEALTHY, NO_TRAFFIC, SLOW, FakeWorld
-from tests.harness import REQUEST, Drive, result_with, status
+from tests.helpers.fakes import FAILING, HEALTHY, NO_TRAFFIC, SLOW, FakeWorld
+from tests.helpers.harness import REQUEST, Drive, result_with, status
 from workflows.release import ReleaseWorkflow
 
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from pipeline.local.env import LocalEnvironment, processes_marked
+from tests.helpers.local import local_environment
 
 REPO = Path(__file__).resolve().parent.parent
 RESTART_BOUND_SECONDS = 5.0  # the target is 2 s; the bound leaves room for a loaded CI machine
@@ -26,15 +27,9 @@ SETTLE_SECONDS = 10.0
 CONCURRENT_CALLERS = 5
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 async def env(tmp_path):
-    environment = LocalEnvironment(state_dir=tmp_path / "local", http_port=free_port(), admin_port=free_port())
+    environment = local_environment(tmp_path / "local")
     yield environment
     await environment.stop_all()
 

@@ -25,32 +25,18 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, local_stack
 from pipeline.local.loadgen import LoadGenerator
-from pipeline.local.env import LocalEnvironment
 from pipeline.models import Outcome
 from pipeline.local.webhook_sink import LoopbackServer
-from tests.test_local_target import free_port
-from tests.test_local_target_env import environ_of
-from workflows.release import ReleaseWorkflow
+from tests.helpers.local import environ_of, local_environment
+from tests.helpers.real_stack import QUICK_POLICY, SERVICE, start_release
 
 pytestmark = pytest.mark.integration
 
-SERVICE = "gallery"
 SECRETS = {
     "webhook path token": f"XOXB-SECRET1-{uuid.uuid4().hex}",
     "webhook query token": f"SECRET2-{uuid.uuid4().hex}",
     "declared secret DB_PASSWORD": f"SECRET3-{uuid.uuid4().hex}",
     "worker credential": f"SECRET4-{uuid.uuid4().hex}",
-}
-POLICY = {
-    "canary_weight": 20,
-    "canary_duration_seconds": 4,
-    "analysis_interval_seconds": 2,
-    "steps": [100],
-    "step_interval_seconds": 2,
-    "retire_delay_seconds": 1,
-    "min_requests": 5,
-    "test_suites": ["unit"],
-    "required_approvals": [],
 }
 
 
@@ -80,13 +66,7 @@ def worker_env(hook_base_url: str, gates_file: Path) -> dict[str, str]:
 
 
 async def release(stack: Stack, version: str) -> WorkflowHandle:
-    handle = await stack.client.start_workflow(
-        ReleaseWorkflow.run,
-        {"service": SERVICE, "version": version, "target": "local", "policy": POLICY,
-         "env": {"DB_PASSWORD": "secret://DB_PASSWORD", "FEATURE_X": "on"}},
-        id=f"release-{SERVICE}-{version}-{uuid.uuid4().hex[:6]}",
-        task_queue=stack.task_queue,
-    )
+    handle = await start_release(stack, version, QUICK_POLICY, env={"DB_PASSWORD": "secret://DB_PASSWORD", "FEATURE_X": "on"})
     result = await asyncio.wait_for(handle.result(), 120)
     assert result.outcome is Outcome.PROMOTED, result.reason
     return handle
@@ -102,7 +82,7 @@ def secrets_in(text: bytes) -> list[str]:
 
 async def test_no_secret_reaches_a_log_or_a_workflow_history(tmp_path):
     hook_paths: list[str] = []
-    local = LocalEnvironment(tmp_path / "stack", http_port=free_port(), admin_port=free_port())
+    local = local_environment(tmp_path / "stack")
     with LoopbackServer(recording(hook_paths)) as hooks:
         async with local_stack(local, task_queue="secrets", worker_env=worker_env(hooks.url, tmp_path / "gates.json")) as stack:
             async with LoadGenerator(local.http_url, SERVICE, rate_per_second=40):

@@ -1,25 +1,18 @@
 """The gallery's staging suites, run through the worker's catalog against real instances."""
 
 import json
-import socket
 
 import pytest
 
-from pipeline.local.env import LocalEnvironment
 from pipeline.models import ADR_TEST_SUITES, Slot
 from pipeline.suites import load_catalog, missing_suites, run_suite
 from pipeline.targets.local import LocalTarget
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.helpers.local import local_environment
 
 
 @pytest.fixture(scope="module")
 async def target(tmp_path_factory):
-    env = LocalEnvironment(state_dir=tmp_path_factory.mktemp("suites"), http_port=free_port(), admin_port=free_port())
+    env = local_environment(tmp_path_factory.mktemp("suites"))
     local = LocalTarget(env, ready_timeout_seconds=20)
     yield local
     await env.stop_all()

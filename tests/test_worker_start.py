@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -14,15 +13,10 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from pipeline.local.devstack import installed_binary
+from tests.helpers.local import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 LOG_TIMEOUT_SECONDS = 90  # the worker imports for seconds on a loaded machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def events(log_path: Path) -> list[dict]:

@@ -1,5 +1,6 @@
 """Driving releases on the time-skipping server the way people do: the default
-request, status polling that lets workflow time pass, approvals."""
+request, status polling that lets workflow time pass, approvals; and the pipeline's
+search attributes, which a fresh test server lacks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from pipeline import search_attributes
 from pipeline.models import ReleaseResult, ReleaseStatus
 from workflows.release import ReleaseWorkflow
 
@@ -60,3 +64,12 @@ async def result_with(handle: WorkflowHandle, *steps: Callable[[], Any]) -> Rele
     return await handle.result()
 
 
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search_attributes.ALL
+            },
+        )
+    )

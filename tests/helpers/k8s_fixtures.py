@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.kube import Kube, KubeSettings, api_client
 from pipeline.targets.kubernetes import KubernetesTarget
-from tests.k8s_double import KubeDouble
+from tests.helpers.k8s_double import KubeDouble
 
 SERVICE = "gallery"
 PRODUCTION, STAGING = "prod", "staging"

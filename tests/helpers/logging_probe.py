@@ -2,7 +2,7 @@
 process of its own, so that tests/test_logging.py reads exactly what reaches
 stderr and no test's logging setup leaks into another's.
 
-    python -m tests.logging_probe json|console --token VALUE [--loud-httpx]
+    python -m tests.helpers.logging_probe json|console --token VALUE [--loud-httpx]
 
 The webhook, on loopback, fails: the probe logs the failure with its traceback
 (httpx puts the URL in the error), then the TEAM_HOOK_URL variable's value.
@@ -22,7 +22,7 @@ import structlog
 from pipeline.logging import configure_logging
 from pipeline.local.webhook_sink import LoopbackServer
 
-log = structlog.get_logger("tests.logging_probe")
+log = structlog.get_logger("tests.helpers.logging_probe")
 
 
 class _Failing(BaseHTTPRequestHandler):

@@ -1,8 +1,8 @@
-"""Runs tests/logging_workflow.py's workflow with the worker's sandbox and logging
+"""Runs tests/helpers/logging_workflow.py's workflow with the worker's sandbox and logging
 configuration, in a process of its own, so that tests/test_logging.py reads exactly
 what reaches stderr (a "--- Logging error ---" included).
 
-    python -m tests.sandbox_logging_probe json|console
+    python -m tests.helpers.sandbox_logging_probe json|console
 
 One run logs and completes; a second fails its workflow task, which the worker
 logs with the traceback.
@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from pipeline.local.devstack import installed_binary
 from pipeline.logging import configure_logging
 from pipeline.temporal import exit_process
-from tests.logging_workflow import LoggingWorkflow
+from tests.helpers.logging_workflow import LoggingWorkflow
 from workers.main import workflow_runner
 
 TASK_QUEUE = "logging"
