@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.errors import PermanentTargetError, TargetError
 from pipeline.kube import KubeSettings, api_client
 from pipeline.models import ServiceRef, Slot, TrafficRequest
-from pipeline.targets.base import PermanentTargetError, TargetError
 from pipeline.targets.kubernetes import KubernetesTarget, tag_of, with_tag
 from tests.helpers.k8s_double import KubeDouble
 from tests.helpers.k8s_fixtures import IMAGE, PRODUCTION, SERVICE, STAGING, target_on

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.errors import PermanentTargetError
 from pipeline.models import Slot
-from pipeline.targets.base import PermanentTargetError
 from pipeline.targets.kubernetes import KubernetesTarget
 from tests.helpers.k8s_double import KubeDouble
 from tests.helpers.k8s_fixtures import PRODUCTION, SERVICE, STAGING, target_on

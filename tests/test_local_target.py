@@ -14,8 +14,8 @@ from collections import Counter
 import httpx
 import pytest
 
+from pipeline.errors import MetricsUnavailable
 from pipeline.local.env import LocalEnvironment
-from pipeline.metrics.base import MetricsUnavailable
 from pipeline.metrics.traefik import TraefikMetrics
 from pipeline.models import Metric, ServiceRef, Slot, TrafficRequest
 from pipeline.targets.local import LocalTarget

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import PermanentTargetError
 from pipeline.local.env import launch_detached, processes_marked
 from pipeline.models import Slot
-from pipeline.targets.base import PermanentTargetError
 from pipeline.targets.local import LocalTarget
 from tests.helpers.local import environ_of, is_alive, local_environment, wait_until
 

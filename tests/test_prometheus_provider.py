@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from pipeline.errors import MetricsUnavailable
 from pipeline.metrics import provider_for
-from pipeline.metrics.base import MetricsUnavailable
 from pipeline.metrics.prometheus import (
     DEFAULT_QUERIES,
     MetricsQuery,

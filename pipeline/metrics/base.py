@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pipeline.errors import MetricsUnavailable
 from pipeline.models import Observation
-
-__all__ = ["MetricsProvider", "MetricsUnavailable"]
-"""MetricsUnavailable is pipeline/errors.py's, re-exported until the tests import it from there."""
 
 
 class MetricsProvider(Protocol):

@@ -10,12 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from pipeline.errors import PermanentTargetError, TargetError
 from pipeline.models import PreflightReport, Slot, TrafficRequest
 from pipeline.routers.base import Split
-
-__all__ = ["DeployTarget", "Progress", "no_progress", "split_of", "PermanentTargetError", "TargetError"]
-"""The errors are pipeline/errors.py's, re-exported until the tests import them from there."""
 
 Progress = Callable[[str], None]
 """Called while a long operation waits; activities turn it into a heartbeat."""
