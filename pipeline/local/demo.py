@@ -32,14 +32,13 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, local_stack, set_live_activity
-from pipeline.local.prometheus import find_prometheus
-from pipeline.local.loadgen import LoadGenerator
 from pipeline.local.env import LocalEnvironment
-from pipeline.logging import configure_logging
-from pipeline.models import ReleaseResult, ReleaseStatus
-from pipeline.temporal import exit_process
+from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.prometheus import find_prometheus
 from pipeline.local.webhook_sink import WebhookSink
-from workflows.release import ReleaseWorkflow
+from pipeline.logging import configure_logging
+from pipeline.models import ApprovalReceipt, ReleaseResult, ReleaseStatus
+from pipeline.temporal import exit_process
 
 SERVICE = "gallery"
 DEMO_POLICY = {
@@ -101,7 +100,11 @@ async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -
         "author": "demo",
     }
     handle = await stack.client.start_workflow(
-        ReleaseWorkflow.run, request, id=f"release-{SERVICE}-{release.version}-{uuid.uuid4().hex[:6]}", task_queue=stack.task_queue
+        "ReleaseWorkflow",
+        request,
+        id=f"release-{SERVICE}-{release.version}-{uuid.uuid4().hex[:6]}",
+        task_queue=stack.task_queue,
+        result_type=ReleaseResult,
     )
     say(f"started workflow {handle.id}")
     result = await follow(stack, handle, load)
@@ -115,7 +118,7 @@ async def follow(stack: Stack, handle: WorkflowHandle, load: LoadGenerator) -> R
     few seconds later, and return the result."""
     last_line, approved, uploads_end = "", set(), None
     while True:
-        status: ReleaseStatus = await handle.query(ReleaseWorkflow.status)
+        status: ReleaseStatus = await handle.query("status", result_type=ReleaseStatus)
         if status.pending_approval and status.pending_approval not in approved:
             await approve(handle, status.pending_approval.value)
             approved.add(status.pending_approval)
@@ -137,7 +140,7 @@ async def follow(stack: Stack, handle: WorkflowHandle, load: LoadGenerator) -> R
 async def approve(handle: WorkflowHandle, stage: str) -> None:
     for approver in APPROVERS[stage]:
         receipt = await handle.execute_update(
-            ReleaseWorkflow.submit_approval, {"stage": stage, "approver": approver, "comment": "demo"}
+            "submit_approval", {"stage": stage, "approver": approver, "comment": "demo"}, result_type=ApprovalReceipt
         )
         say(f"{approver} approves the {stage} stage: {receipt.message}")
 

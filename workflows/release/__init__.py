@@ -5,7 +5,7 @@ and reads like ADR-017; each other module of this package holds one concern of i
 (gates, traffic, approvals, the lock, continue-as-new, notifications, the timeline,
 waiting, activity calls) as a part the class is made of."""
 
-from workflows.release.stop import ReleaseStopped
+from workflows.release.stopped import ReleaseStopped
 from workflows.release.workflow import ReleaseWorkflow
 
 __all__ = ["ReleaseStopped", "ReleaseWorkflow"]

@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pipeline.models import Outcome
 
-from workflows.release.stop import ReleaseStopped
+from workflows.release.stopped import ReleaseStopped
 
 CHANGE_RETRIES = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10

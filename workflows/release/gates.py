@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.models import CalendarRequest, GateHold, NotificationEvent, Outcome, OutsideWindow
 
 from workflows.release.calls import HEARTBEAT, cause
-from workflows.release.stop import ReleaseStopped
+from workflows.release.stopped import ReleaseStopped
 from workflows.release.timeline import iso
 from workflows.release.waiting import only_time
 

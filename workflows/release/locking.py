@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.models import Concurrency, Outcome, Phase
     from workflows.lock import LockGuard, ServiceLockWorkflow, lock_id
 
-from workflows.release.stop import ReleaseStopped
+from workflows.release.stopped import ReleaseStopped
 
 LOCK_RETRY_MAX_SECONDS = 60
 

@@ -14,18 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.models import MetricCheck, Outcome, Phase, ReleaseResult, Slot, SlotRequest
     from workflows.payloads import read_stop_order
 
-
-class ReleaseStopped(Exception):
-    """Ends the forward path of a release; `run` rolls back and reports the outcome."""
-
-    def __init__(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None):
-        super().__init__(reason)
-        self.outcome = outcome
-        self.reason = reason
-        self.breach = breach
-
-
 from workflows.release.calls import ROLLBACK_RETRIES, TRAFFIC_TIMEOUT
+from workflows.release.stopped import ReleaseStopped
 
 
 class Stopping:

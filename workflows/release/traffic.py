@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.release.calls import CHANGE_RETRIES, HEARTBEAT, TRAFFIC_TIMEOUT, cause
-from workflows.release.stop import ReleaseStopped
+from workflows.release.stopped import ReleaseStopped
 from workflows.release.waiting import only_time
 
 

@@ -70,7 +70,8 @@ from workflows.release.continuation import ContinuingAsNew
 from workflows.release.gates import Gates
 from workflows.release.locking import Locking
 from workflows.release.notifications import Notifications
-from workflows.release.stop import ReleaseStopped, Stopping
+from workflows.release.stop import Stopping
+from workflows.release.stopped import ReleaseStopped
 from workflows.release.timeline import Timeline, iso, parse_iso
 from workflows.release.traffic import Traffic
 from workflows.release.waiting import Waiting
