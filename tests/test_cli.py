@@ -14,7 +14,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pipeline import cli, search_attributes
+from pipeline import cli, search_attributes, terminal
 from pipeline.decisions.validation import InvalidRequest
 from pipeline.models import (
     Analysis,
@@ -67,7 +67,7 @@ def table_row(text: str, first_cell: str) -> list[str]:
     [(0, "[----------]"), (3, "[#---------]"), (50, "[#####-----]"), (75, "[########--]"), (100, "[##########]")],
 )
 def test_traffic_bar_fills_in_proportion_and_shows_any_traffic(weight, bar):
-    assert cli.traffic_bar(weight, "2.0.0") == f"{bar} {weight}% on 2.0.0"
+    assert terminal.traffic_bar(weight, "2.0.0") == f"{bar} {weight}% on 2.0.0"
 
 
 def test_status_shows_phase_traffic_and_how_to_approve_the_pending_stage():
@@ -134,7 +134,7 @@ def test_timeline_shows_only_the_last_entries():
         for second in range(12)
     ]
     text = cli.render_status(status(timeline=entries))
-    assert f"(last {cli.TIMELINE_SHOWN} of 12)" in text
+    assert f"(last {terminal.TIMELINE_SHOWN} of 12)" in text
     assert "event 3\n" not in text + "\n"
     assert "event 4" in text and text.endswith("event 11")
     assert "12:00:11  staging  event 11" in text
