@@ -12,9 +12,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -23,11 +28,12 @@ from pipeline.local.devstack import installed_binary
 from pipeline.models import Outcome, Phase
 from tests.helpers.fakes import FakeWorld
 from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, status
+from tests.helpers.real_stack import until
 from workflows import ALL as WORKFLOWS
-from workflows.release import continuation as release_module
 from workflows import lock as lock_module
 from workflows.lock import lock_id
 from workflows.release import ReleaseWorkflow
+from workflows.release import continuation as release_module
 
 
 async def workflow_task_failures(handle: WorkflowHandle) -> list[str]:
@@ -200,13 +206,6 @@ async def test_a_terminated_release_is_rolled_back_by_its_lock(dev_server: Workf
 
     assert world.weights == [10, 0]
     assert world.called("stop_version")[-2:] == ["canary", "staging"]
-
-
-async def until(handle: WorkflowHandle, condition, within: float = 60):
-    async with asyncio.timeout(within):
-        while not condition(current := await status(handle)):
-            await asyncio.sleep(0.1)
-    return current
 
 
 async def test_a_release_continues_as_new_with_its_lock_approvals_and_rollback(dev_server: WorkflowEnvironment, monkeypatch):

@@ -10,10 +10,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from pipeline.local.devstack import Stack
 from pipeline.local.loadgen import LoadGenerator
@@ -57,13 +59,25 @@ async def start_release(
     )
 
 
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
 async def until(handle: WorkflowHandle, condition: Callable[[ReleaseStatus], bool], within: float = 60) -> ReleaseStatus:
+    """Poll the status query until `condition` holds. A query that fails or does not
+    answer within QUERY_TIMEOUT is asked again: it can race a continue-as-new or a
+    worker restart; one that keeps failing fails the test at the deadline."""
     deadline = time.monotonic() + within
-    while not condition(current := await handle.query(ReleaseWorkflow.status)):
+    current: ReleaseStatus | str | None = None
+    while True:
+        try:
+            current = await handle.query(ReleaseWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            if condition(current):
+                return current
+        except (RPCError, WorkflowQueryFailedError) as error:
+            current = f"query failed: {error}"
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {within}s; last status: {current}")
         await asyncio.sleep(0.1)
-    return current
 
 
 async def approve_all(handle: WorkflowHandle, approver: str = "alice") -> ReleaseResult:
