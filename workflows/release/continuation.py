@@ -24,9 +24,11 @@ class ContinuingAsNew:
         info = workflow.info()
         if info.get_current_history_length() < CONTINUE_AS_NEW_EVENTS and not info.is_continue_as_new_suggested():
             return
-        if self._stop is not None or not workflow.all_handlers_finished():
+        if not self._may_continue():
             return
         await self._drain_notifications()
+        if not self._may_continue():  # a stop that arrived while deliveries drained comes first
+            return
         self._note(f"history at {info.get_current_history_length()} events: continuing in a new run")
         carried = Continuation(
             request=self._request,
@@ -43,6 +45,9 @@ class ContinuingAsNew:
         self._status.continued_runs += 1
         self._continuing = True
         workflow.continue_as_new(args=[self._request.model_dump(mode="json"), carried.model_dump(mode="json")])
+
+    def _may_continue(self) -> bool:
+        return self._stop is None and workflow.all_handlers_finished()
 
     def _resume(self, carried: Continuation) -> ReleaseRequest:
         self._continued = True
