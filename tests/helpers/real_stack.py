@@ -1,7 +1,7 @@
 """Releases on the real local stack (pipeline/local/devstack.py: the Temporal dev
 server, a worker process, Traefik and sample-service processes): the policies that
 keep them short, starting one, polling its status, approving it, and what served
-the load. Used by the integration tests and benchmarks/chaos.py."""
+the load. Used by the integration tests and benchmarks/chaos/."""
 
 from __future__ import annotations
 
