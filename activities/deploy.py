@@ -11,7 +11,10 @@ from pipeline.models import (
     DeployRequest,
     PreflightReport,
     PreflightRequest,
-    RetireRequest,
+    PromoteRequest,
+    RollbackWindow,
+    VersionHealth,
+    VersionRequest,
     ServiceRef,
     SlotRequest,
     TrafficRequest,
@@ -82,7 +85,50 @@ async def promote_canary(ref: ServiceRef) -> str | None:
 
 
 @activity.defn
-async def retire_version(request: RetireRequest) -> bool:
+async def promote_version(request: PromoteRequest) -> str | None:
+    """promote_canary with the release's rollback window recorded (releases started
+    before the window existed go on calling promote_canary)."""
+    ref = request.ref
+    with permanent_errors_not_retried():
+        previous = await heartbeating(
+            target_for(ref.target).promote(ref.service, activity.heartbeat, release_id=ref.release_id, keep=request.keep),
+            "promoting",
+        )
+    release_logger(ref).info("promoted", previous_version=previous, keep=request.keep)
+    return previous
+
+
+@activity.defn
+async def revert_version(request: VersionRequest) -> bool:
+    with permanent_errors_not_retried():
+        changed = await heartbeating(
+            target_for(request.ref.target).revert(request.ref.service, request.version, activity.heartbeat),
+            f"reverting to {request.version}",
+        )
+    release_logger(request.ref).info("reverted", version=request.version, changed=changed)
+    return changed
+
+
+@activity.defn
+async def read_rollback_window(ref: ServiceRef) -> RollbackWindow:
+    with permanent_errors_not_retried():
+        window = await target_for(ref.target).rollback_window(ref.service)
+    release_logger(ref).info("rollback window", stable=window.stable, versions=[v.version for v in window.versions],
+                             warm=window.warm)
+    return window
+
+
+@activity.defn
+async def version_health(request: VersionRequest) -> VersionHealth:
+    with permanent_errors_not_retried():
+        health = await target_for(request.ref.target).health(request.ref.service, request.version)
+    release_logger(request.ref).info("version health", version=request.version, healthy=health.healthy,
+                                     detail=health.detail)
+    return health
+
+
+@activity.defn
+async def retire_version(request: VersionRequest) -> bool:
     with permanent_errors_not_retried():
         retired = await heartbeating(
             target_for(request.ref.target).retire(request.ref.service, request.version), f"retiring {request.version}"

@@ -37,6 +37,8 @@ class Phase(StrEnum):
     PRODUCTION_APPROVAL = "production_approval"
     PROGRESSIVE_SHIFT = "progressive_shift"
     FINALIZE = "finalize"
+    BAKE = "bake"
+    REVERT = "revert"
     ROLLBACK = "rollback"
     DONE = "done"
 
@@ -48,6 +50,7 @@ class Outcome(StrEnum):
     EXPIRED = "expired"
     """An approval did not arrive before its deadline."""
     FAILED = "failed"
+    REVERTED = "reverted"
 
 
 class Slot(StrEnum):

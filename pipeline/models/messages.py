@@ -82,9 +82,49 @@ class SlotRequest(Strict):
     slot: Slot
 
 
-class RetireRequest(Strict):
+class VersionRequest(Strict):
+    """An activity about one version of the service (retire, revert to, read health)."""
+
     ref: ServiceRef
     version: str
+
+
+
+class PromoteRequest(Strict):
+    """Make the canary stable, keeping the `keep` versions promoted before it known
+    (the rollback window), and the one it replaces warm until retired."""
+
+    ref: ServiceRef
+    keep: int = Field(2, ge=1, le=10)
+
+
+class PromotedVersion(Strict):
+    """A version that was stable once, with the configuration it ran with, so that a
+    revert can run it again exactly so."""
+
+    version: str
+    env: dict[str, str] = Field(default_factory=dict)
+    release_id: str = ""
+    promoted_at: str = ""
+
+
+class RollbackWindow(Strict):
+    """What a target knows of a service's promoted versions, newest first."""
+
+    stable: str | None = None
+    versions: list[PromotedVersion] = Field(default_factory=list)
+    """The versions promoted before stable that a revert may return to (at most the
+    promoting release's `rollback_window` of them), newest first."""
+    older: list[str] = Field(default_factory=list)
+    """Versions promoted before those, by name only: known, but outside the window."""
+    warm: list[str] = Field(default_factory=list)
+    """Versions still running without traffic: a revert to one is a routing change."""
+
+
+class VersionHealth(Strict):
+    version: str
+    healthy: bool
+    detail: str
 
 
 class CalendarRequest(Strict):

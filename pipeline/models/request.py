@@ -52,6 +52,12 @@ ADR_THRESHOLDS: dict[Metric, Bound] = {
     Metric.P95_LATENCY_MS: Bound(max=500),
 }
 
+DEFAULT_BAKE_SECONDS = 600
+"""Ten analyses at the default interval: long enough for a `standard` breach (three
+failed checks in a row) to show twice, and for slow leaks (memory, connection pools,
+caches that fill) that a five-minute step hides; short enough that the previous version
+is not kept warm, at full size, for long. CodeDeploy and ECS leave it to the user."""
+
 ADR_TEST_SUITES = ["unit", "integration", "e2e", "performance", "security"]
 BUSINESS_METRICS = [
     Metric.SHOOT_COMPLETION_RATE,
@@ -62,9 +68,12 @@ BUSINESS_METRICS = [
 
 
 class Comparison(Input):
-    """Canary against stable for one metric, over the same window, with a one-sided
-    (or two-sided, for `either`) Mann-Whitney U test on the provider's raw samples."""
+    """Canary against stable for one metric, over the same window. Rates of counted
+    events (errors, failed uploads) are compared as proportions of requests with
+    Fisher's exact test; other metrics with a one-sided (or two-sided, for `either`)
+    Mann-Whitney U test on the provider's raw samples. `test` overrides the choice."""
 
+    test: Literal["auto", "proportions", "mann_whitney"] = "auto"
     direction: Direction = Direction.INCREASE
     allowed_effect: float = Field(
         0.0, ge=0, description="tolerated relative change of the canary's mean over stable's (0.1 = 10%)"
@@ -136,7 +145,18 @@ class ReleasePolicy(Input):
         max_length=MAX_LIST_ITEMS,
         description="values of segment_header whose requests all go to the canary",
     )
-    retire_delay_seconds: int = Field(300, ge=0, le=86_400)
+    retire_delay_seconds: int = Field(
+        300, ge=0, le=86_400, description="with bake_seconds 0: how long the previous version stays warm, unwatched"
+    )
+    bake_seconds: int = Field(
+        DEFAULT_BAKE_SECONDS,
+        ge=0,
+        le=7 * 86_400,
+        description="after 100%: how long the new version is watched with the previous one warm (0: no bake)",
+    )
+    rollback_window: int = Field(
+        2, ge=1, le=10, description="promoted versions before this one that a revert may return to"
+    )
     concurrency: Concurrency = Concurrency.REFUSE
     approval_timeout_seconds: int = Field(
         86_400, ge=1, le=30 * 86_400, description="how long an approval may take before the release expires"
@@ -197,16 +217,33 @@ class ReleasePolicy(Input):
         return self
 
 
+class RevertOrder(Input):
+    """Who asks for a revert and why: recorded in the release's status and timeline."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class ReleaseRequest(Input):
-    """The workflow input CI sends: `temporal workflow start --input '<this as JSON>'`."""
+    """The workflow input CI sends: `temporal workflow start --input '<this as JSON>'`.
+
+    With `revert`, it is a revert instead: back to `version` (or, without one, to the
+    newest version in the rollback window), skipping staging, canary and approvals."""
 
     service: str = Field(pattern=SERVICE_PATTERN)
-    version: str = Field(pattern=VERSION_PATTERN)
+    version: str | None = Field(None, pattern=VERSION_PATTERN)
+    revert: RevertOrder | None = None
     target: TargetName = "local"
     env: dict[str, str] = Field(default_factory=dict, description="environment of the new version")
     policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
     author: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _version_given(self) -> ReleaseRequest:
+        if self.version is None and self.revert is None:
+            raise ValueError("version: a release needs the version to release")
+        return self
 
     @model_validator(mode="after")
     def _metrics_provider_fits(self) -> ReleaseRequest:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from pipeline.models import PreflightReport, Slot, TrafficRequest
+from pipeline.models import PreflightReport, RollbackWindow, Slot, TrafficRequest, VersionHealth
 from pipeline.routers.base import Split
 
 Progress = Callable[[str], None]
@@ -57,13 +57,30 @@ class DeployTarget(Protocol):
     async def stop(self, service: str, slot: Slot) -> bool:
         """Stop whatever runs in `slot`. Returns False when nothing ran there."""
 
-    async def promote(self, service: str, progress: Progress = no_progress) -> str | None:
+    async def promote(
+        self, service: str, progress: Progress = no_progress, *, release_id: str = "", keep: int = 2
+    ) -> str | None:
         """Make the canary the stable version with all traffic, keeping the previous
-        stable version idle for retirement. Returns the previous stable version.
-        May wait for a rolling update, reporting through `progress` meanwhile."""
+        stable version warm (running, no traffic) until retired or reverted to.
+        Returns the previous stable version. Records the promotion in the service's
+        rollback window, which keeps the `keep` versions promoted before this one (with
+        their env). May wait for a rolling update, reporting through `progress`."""
+
+    async def revert(self, service: str, version: str, progress: Progress = no_progress) -> bool:
+        """Send all traffic to the warm previous `version` and make it stable; the
+        version it replaces becomes the warm previous one. Returns False when `version`
+        already was stable. Raises PermanentTargetError when `version` is not warm."""
+
+    async def rollback_window(self, service: str) -> RollbackWindow:
+        """The promoted versions a revert may return to, and which of them are warm."""
+
+    async def health(self, service: str, version: str) -> VersionHealth:
+        """Whether the process(es) running `version` pass their readiness check now.
+        A version that runs nowhere is unhealthy."""
 
     async def retire(self, service: str, version: str) -> bool:
-        """Remove an idle previous version. Returns False when it was already gone."""
+        """Remove an idle previous version, after its in-flight requests drained.
+        Returns False when it was already gone."""
 
     async def stable_version(self, service: str) -> str | None:
         """The version serving production traffic, or None before the first release."""

@@ -24,7 +24,7 @@ from pipeline.models import (
     ObserveRequest,
     PreflightReport,
     PreflightRequest,
-    RetireRequest,
+    VersionRequest,
     ServiceRef,
     SlotRequest,
     SuiteRequest,
@@ -120,7 +120,7 @@ class FakeWorld:
         return self.stable
 
     @activity.defn(name="retire_version")
-    async def retire_version(self, request: RetireRequest) -> bool:
+    async def retire_version(self, request: VersionRequest) -> bool:
         self.calls.append(("retire_version", request.version))
         return True
 

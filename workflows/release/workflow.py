@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseRequest,
         ReleaseResult,
         ReleaseStatus,
-        RetireRequest,
+        VersionRequest,
         Slot,
         SlotRequest,
         Stage,
@@ -418,7 +418,7 @@ class ReleaseWorkflow(
         if previous and previous != self._request.version:
             self._note(f"retiring {previous} in {self._request.policy.retire_delay_seconds}s")
             await workflow.sleep(self._request.policy.retire_delay_seconds)
-            await self._change(retire_version, RetireRequest(ref=self._ref(), version=previous), f"retire {previous}")
+            await self._change(retire_version, VersionRequest(ref=self._ref(), version=previous), f"retire {previous}")
 
     async def _initial_install(self) -> None:
         """No stable version to compare a canary against: after the production
