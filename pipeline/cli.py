@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import json
 import os
-import re
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,19 +39,12 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pipeline import search_attributes
-from pipeline.decisions.validation import InvalidRequest, parse_request
+from pipeline.decisions.validation import InvalidRequest
 from pipeline.models import (
-    SERVICE_PATTERN,
-    ApprovalDecision,
     ApprovalReceipt,
-    BreakGlass,
     BreakGlassRecord,
     KillReceipt,
-    KillSwitch,
-    Operator,
     Outcome,
-    ReleaseRequest,
     ReleaseResult,
     ReleaseStatus,
     Stage,
@@ -64,7 +52,6 @@ from pipeline.models import (
 from pipeline.temporal import TemporalSettings, connect, exit_process
 from pipeline.terminal import ReleaseRow, render_releases, render_result, render_status
 
-WORKFLOW_TYPE = "ReleaseWorkflow"
 STATUS_QUERY = "status"
 EXIT_ERROR = 1
 EXIT_NOT_PROMOTED = 2
@@ -74,94 +61,19 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
-class CliError(Exception):
-    """An expected failure: reported as one line on stderr, without a traceback."""
-
-
-# --- requests and signal payloads ------------------------------------------------------
-
-
-def parse_env(pairs: Sequence[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        name, separator, value = pair.partition("=")
-        if not separator or not name:
-            raise CliError(f"--env {pair!r}: expected NAME=VALUE")
-        env[name] = value
-    return env
-
-
-def load_policy(text: str) -> Any:
-    """The policy as JSON, given inline or as @path to a JSON file."""
-    source = "--policy"
-    if text.startswith("@"):
-        source = text[1:]
-        try:
-            text = Path(source).read_text()
-        except OSError as error:
-            raise CliError(f"cannot read policy file {source}: {error.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise CliError(f"{source} is not valid JSON: {error}") from None
-
-
-def build_request(args: argparse.Namespace) -> ReleaseRequest:
-    """The release request from the command line, validated exactly as the workflow
-    will validate it, so that a typo is reported before anything starts."""
-    raw: dict[str, Any] = {
-        "service": args.service,
-        "version": args.version,
-        "target": args.target,
-        "env": parse_env(args.env),
-        "author": args.author,
-    }
-    if args.policy is not None:
-        raw["policy"] = load_policy(args.policy)
-    if args.description is not None:
-        raw["description"] = args.description
-    return parse_request(raw)
-
-
-def new_release_id(request: ReleaseRequest) -> str:
-    return f"release-{request.service}-{request.version}-{uuid.uuid4().hex[:6]}"
-
-
-def approval_payload(args: argparse.Namespace) -> ApprovalDecision:
-    return ApprovalDecision(stage=args.stage, approver=args.approver, comment=args.comment)
-
-
-def break_glass_payload(args: argparse.Namespace) -> BreakGlass:
-    return BreakGlass(actor=args.actor, reason=args.reason)
-
-
-def kill_payload(args: argparse.Namespace) -> KillSwitch:
-    return KillSwitch(reason=args.reason, actor=args.actor)
-
-
-def operator_payload(args: argparse.Namespace) -> Operator:
-    return Operator(actor=args.actor, reason=args.reason)
-
-
-def release_query(service: str | None, running: bool) -> str:
-    """A visibility query for releases; the service is checked first because it is
-    spliced into the query text."""
-    clauses = [f'WorkflowType="{WORKFLOW_TYPE}"']
-    if service is not None:
-        if not re.match(SERVICE_PATTERN, service):
-            raise CliError(f"--service {service!r} is not a service name")
-        clauses.append(f'{search_attributes.SERVICE.name}="{service}"')
-    if running:
-        clauses.append('ExecutionStatus="Running"')
-    return " AND ".join(clauses)
-
-
-def local_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
+from pipeline.cli_input import (
+    WORKFLOW_TYPE,
+    CliError,
+    approval_payload,
+    break_glass_payload,
+    build_request,
+    build_revert,
+    kill_payload,
+    local_user,
+    new_release_id,
+    operator_payload,
+    release_query,
+)
 
 # --- commands ----------------------------------------------------------------------------
 
@@ -195,6 +107,18 @@ async def start_command(args: argparse.Namespace, settings: TemporalSettings) ->
     return 0
 
 
+async def revert_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    """Start a revert and wait for it: it is a routing change, or a deploy and a promote."""
+    request = build_revert(args)
+    release_id = new_release_id(request)
+    client = await client_for(settings)
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE, request, id=release_id, task_queue=settings.task_queue, result_type=ReleaseResult
+    )
+    print(f"{release_id} started", file=sys.stderr)
+    return await print_result(handle, Outcome.REVERTED)
+
+
 async def status_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
     status = await query_status(release_handle(await client_for(settings), args.id))
     print(status.model_dump_json(indent=2) if args.json else render_status(status))
@@ -213,12 +137,17 @@ async def watch_command(args: argparse.Namespace, settings: TemporalSettings) ->
             print(redraw + display, flush=True)
             shown = display
         await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+    return await print_result(handle, Outcome.PROMOTED)
+
+
+async def print_result(handle: WorkflowHandle, success: Outcome) -> int:
+    """Print how the release ended; the exit status says whether it ended in `success`."""
     try:
         result = await handle.result()
     except WorkflowFailureError as error:
-        raise CliError(f"release {args.id} did not complete: {innermost_message(error)}") from None
+        raise CliError(f"release {handle.id} did not complete: {innermost_message(error)}") from None
     print(render_result(result))
-    return 0 if result.outcome is Outcome.PROMOTED else EXIT_NOT_PROMOTED
+    return 0 if result.outcome is success else EXIT_NOT_PROMOTED
 
 
 def update_command(
@@ -286,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_start(commands)
+    add_revert(commands)
     add_follow(commands)
     add_signals(commands)
     add_list(commands)
@@ -303,6 +233,18 @@ def add_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--author", default=local_user(), help="default: the local user")
     start.add_argument("--description")
     start.set_defaults(handler=start_command)
+
+
+def add_revert(commands: argparse._SubParsersAction) -> None:
+    revert = commands.add_parser(
+        "revert", help="go back to a recent version: instantly if it is warm (waits, prints the result)"
+    )
+    revert.add_argument("service")
+    revert.add_argument("--to", metavar="VERSION", help="default: the newest version before the stable one")
+    revert.add_argument("--target", default="local")
+    revert.add_argument("--reason", required=True)
+    revert.add_argument("--actor", default=local_user(), help="default: the local user")
+    revert.set_defaults(handler=revert_command)
 
 
 def add_follow(commands: argparse._SubParsersAction) -> None:

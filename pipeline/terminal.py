@@ -9,7 +9,7 @@ from dataclasses import astuple, dataclass
 from temporalio.client import WorkflowExecution
 
 from pipeline import search_attributes
-from pipeline.models import Analysis, MetricCheck, ReleaseResult, ReleaseStatus
+from pipeline.models import Analysis, MetricCheck, ReleaseResult, ReleaseStatus, RevertRecord
 
 BAR_WIDTH = 10
 TIMELINE_SHOWN = 8
@@ -65,6 +65,11 @@ def render_status(status: ReleaseStatus) -> str:
         gate = status.gates.approvals.get(status.pending_approval) if status.gates else None
         if gate is not None:
             lines.append(f"approvers {gate.min_approvals} of {', '.join(gate.approvers)}")
+    if status.warm_version is not None:
+        until = f" until {status.bake_until}" if status.phase.value == "bake" and status.bake_until else ""
+        lines.append(f"warm      {status.warm_version} runs without traffic{until}: the kill switch returns to it at once")
+    if status.revert is not None:
+        lines.append(f"revert    {render_revert(status.revert)}")
     if status.hold is not None:
         lines.append(f"held      {status.hold.change}: {status.hold.why()}")
     if status.break_glass is not None:
@@ -99,9 +104,18 @@ def render_result(result: ReleaseResult) -> str:
         lines.append(f"breach: {breach.metric.value} {format_number(breach.value)} (threshold {breach.threshold})")
     if result.approvals:
         lines.append("approvals: " + ", ".join(f"{a.stage.value} by {a.approver}" for a in result.approvals))
+    if result.after_promotion:
+        lines.append("rolled back after promotion: the previous version has all traffic again")
+    if result.revert is not None:
+        lines.append(f"revert: {render_revert(result.revert)}")
     if result.stable_version:
         lines.append(f"stable version: {result.stable_version}")
     return "\n".join(lines)
+
+
+def render_revert(revert: RevertRecord) -> str:
+    how = "warm, a routing change" if revert.warm else "deployed again"
+    return f"{revert.from_version} -> {revert.to_version} ({how}) by {revert.actor}: {revert.reason}"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pipeline.models import (
     Outcome,
     Phase,
     ReleaseResult,
+    RevertRecord,
     ReleaseStatus,
     Stage,
     TimelineEntry,
@@ -417,3 +418,31 @@ def test_watch_redraws_only_changes_then_prints_the_result_and_exits_2_when_not_
     out = capsys.readouterr().out
     assert out.count("phase     canary") == 2  # the unchanged second status is not printed again
     assert out.index("10% on 2.0.0") < out.index("50% on 2.0.0") < out.index("rolled_back: killed")
+
+
+def test_revert_builds_a_revert_request_for_the_newest_version_by_default():
+    request = cli.build_revert(parse("revert", "gallery", "--reason", "checkout broken", "--actor", "carol"))
+    assert request.revert is not None and request.revert.actor == "carol" and request.version is None
+    assert cli.new_release_id(request).startswith("revert-gallery-previous-")
+    to = cli.build_revert(parse("revert", "gallery", "--to", "1.4.0", "--reason", "r"))
+    assert to.version == "1.4.0" and cli.new_release_id(to).startswith("revert-gallery-1.4.0-")
+
+
+def test_revert_needs_a_reason_and_a_valid_version(capsys):
+    with pytest.raises(SystemExit):
+        parse("revert", "gallery")
+    with pytest.raises(InvalidRequest, match="version"):
+        cli.build_revert(parse("revert", "gallery", "--to", "../etc", "--reason", "r"))
+
+
+def test_result_of_a_revert_says_from_what_to_what_and_how():
+    result = ReleaseResult(
+        release_id="revert-gallery-1.0.0-abc",
+        service="gallery",
+        version="1.0.0",
+        outcome=Outcome.REVERTED,
+        reason="1.0.0 is stable again",
+        stable_version="1.0.0",
+        revert=RevertRecord(actor="carol", reason="checkout", from_version="1.1.0", to_version="1.0.0", warm=True, at="t"),
+    )
+    assert "1.1.0 -> 1.0.0 (warm, a routing change) by carol: checkout" in cli.render_result(result)

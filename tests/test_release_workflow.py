@@ -21,7 +21,7 @@ async def test_default_rollout_promotes_through_every_step(drive: Drive, world: 
     assert world.weights == [10, 25, 50, 75, 100]
     assert world.called("deploy_version") == [("staging", "2.0.0"), ("canary", "2.0.0")]
     assert world.called("run_test_suite") == ["unit", "integration", "e2e", "performance", "security"]
-    assert len(world.called("promote_canary")) == 1 and world.called("retire_version") == ["1.0.0"]
+    assert len(world.called("promote_version")) == 1 and world.called("retire_version") == ["1.0.0"]
     assert [(a.stage, a.approver) for a in result.approvals] == [("canary", "alice"), ("production", "bob")]
     final = await status(handle)
     assert final.phase is Phase.DONE and final.outcome is Outcome.PROMOTED and final.stable_version == "2.0.0"
@@ -33,7 +33,7 @@ async def test_default_timings_hold_the_canary_thirty_minutes_and_each_step_five
     began = await time_skipping_env.get_current_time()
     await result_with(handle, lambda: drive.approve(handle, "canary"), lambda: drive.approve(handle, "production"))
     elapsed = (await time_skipping_env.get_current_time()) - began
-    assert elapsed.total_seconds() >= 30 * 60 + 4 * 5 * 60 + 300  # canary, four steps, retire delay
+    assert elapsed.total_seconds() >= 30 * 60 + 4 * 5 * 60 + 600  # canary, four steps, bake
 
 
 async def test_canary_breach_rolls_back_before_production_approval(drive: Drive, world: FakeWorld, start):
@@ -46,7 +46,7 @@ async def test_canary_breach_rolls_back_before_production_approval(drive: Drive,
     assert "error_rate" in result.reason and "<= 0.01" in result.reason
     assert world.weights == [10, 0]
     assert world.called("stop_version")[-2:] == ["canary", "staging"]
-    assert world.called("promote_canary") == []
+    assert world.called("promote_version") == []
 
 
 async def test_breach_during_progressive_shift_sends_all_traffic_back_to_stable(drive: Drive, world: FakeWorld, start):
@@ -196,7 +196,7 @@ async def test_first_release_of_a_service_is_an_initial_install(drive: Drive, wo
     result = await result_with(handle, lambda: drive.approve(handle, "production"))
     assert result.outcome is Outcome.PROMOTED
     assert world.called("deploy_version") == [("staging", "2.0.0"), ("canary", "2.0.0")]
-    assert len(world.called("promote_canary")) == 1 and world.weights == []
+    assert len(world.called("promote_version")) == 1 and world.weights == []
 
 
 async def test_approvals_can_be_waived_by_policy(world: FakeWorld, start):

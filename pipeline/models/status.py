@@ -10,7 +10,7 @@ from pydantic import Field
 
 from pipeline.models.base import Outcome, Phase, Slot, Stage, Strict
 from pipeline.models.request import ReleaseRequest
-from pipeline.models.analysis import Analysis, AnalysisMemory, MetricCheck
+from pipeline.models.analysis import Analysis, AnalysisMemory, MetricCheck, VersionMetrics
 from pipeline.models.gates import ReleaseGates
 
 
@@ -30,13 +30,25 @@ class BreakGlassRecord(Strict):
 class GateHold(Strict):
     """Why a production change is waiting, and until when if known."""
 
-    gate: Literal["window", "live_activity"]
+    gate: Literal["window", "live_activity", "rollback_target"]
     change: str
     reason: str
     until: str | None = None
 
     def why(self) -> str:
         return f"{self.reason} until {self.until}" if self.until else self.reason
+
+
+class RevertRecord(Strict):
+    """A revert: who asked, why, from which version to which, and how."""
+
+    actor: str
+    reason: str
+    from_version: str | None
+    to_version: str
+    warm: bool
+    """True: a routing change to a version still running; False: deployed again."""
+    at: str
 
 
 class TimelineEntry(Strict):
@@ -70,6 +82,14 @@ class ReleaseStatus(Strict):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     continued_runs: int = 0
     """How many times the release continued as new to keep its history short."""
+    warm_version: str | None = None
+    """The previous version, kept running without traffic while the new one bakes."""
+    bake_until: str | None = None
+    after_promotion: bool = False
+    """The release rolled back after its version was promoted (a breach during bake)."""
+    revert: RevertRecord | None = None
+    before_release: VersionMetrics | None = None
+    """The previous version's metrics before the canary started: what bake compares with."""
 
 
 class ReleaseResult(Strict):
@@ -84,6 +104,8 @@ class ReleaseResult(Strict):
     approvals: list[Approval] = Field(default_factory=list)
     break_glass: BreakGlassRecord | None = None
     last_analysis: Analysis | None = None
+    after_promotion: bool = False
+    revert: RevertRecord | None = None
 
 
 class Progress(Strict):
@@ -103,6 +125,8 @@ class Progress(Strict):
     """Seconds of the current canary or step watch already analysed."""
     gate_busy_since: datetime | None = None
     """When live activity started holding the current production change."""
+    promoted: bool = False
+    baked: bool = False
 
 
 class Continuation(Strict):
@@ -119,5 +143,6 @@ class Continuation(Strict):
     analysed_at: datetime | None = None
     traffic_sequence: int = 0
     notifications: int = 0
+    before_cursor: dict[str, Any] = Field(default_factory=dict)
     lock_guarded: bool = True
     """The lock was started as a guard that outlives a run (always, for a run that continues)."""

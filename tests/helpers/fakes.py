@@ -24,13 +24,17 @@ from pipeline.models import (
     ObserveRequest,
     PreflightReport,
     PreflightRequest,
-    VersionRequest,
+    PromotedVersion,
+    PromoteRequest,
+    RollbackWindow,
     ServiceRef,
     SlotRequest,
     SuiteRequest,
     SuiteResult,
     TrafficRequest,
+    VersionHealth,
     VersionMetrics,
+    VersionRequest,
 )
 
 HEALTHY = VersionMetrics(requests=200, values={Metric.ERROR_RATE: 0.001, Metric.P95_LATENCY_MS: 120.0})
@@ -43,7 +47,10 @@ NO_TRAFFIC = VersionMetrics(requests=0, values={Metric.ERROR_RATE: None, Metric.
 class FakeWorld:
     """Records each change the workflow asks for and answers with scripted health.
 
-    `canary_health(weight)` gives the canary's metrics at a traffic weight.
+    `canary_health(weight)` gives the canary's metrics at a traffic weight;
+    `promoted_health` the new version's once promoted (read on the stable track, as
+    real providers do). `window` is the rollback window a revert reads, and versions
+    in `unhealthy` fail their health check.
     """
 
     stable: str | None = "1.0.0"
@@ -54,6 +61,17 @@ class FakeWorld:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     weight: int = 0
     hang_at_weights: set[int] = field(default_factory=set)
+    promoted_health: VersionMetrics = field(default_factory=lambda: HEALTHY)
+    promoted: bool = False
+    window: RollbackWindow = field(
+        default_factory=lambda: RollbackWindow(
+            stable="1.0.0",
+            versions=[PromotedVersion(version="0.9.0", env={"MODE": "old"}), PromotedVersion(version="0.8.0")],
+            older=["0.7.0"],
+            warm=["0.9.0"],
+        )
+    )
+    unhealthy: set[str] = field(default_factory=set)
 
     @property
     def weights(self) -> list[int]:
@@ -70,7 +88,10 @@ class FakeWorld:
             self.run_test_suite,
             self.set_traffic,
             self.stop_version,
-            self.promote_canary,
+            self.promote_version,
+            self.revert_version,
+            self.read_rollback_window,
+            self.version_health,
             self.retire_version,
             self.observe_metrics,
             load_gates,
@@ -114,10 +135,27 @@ class FakeWorld:
         self.calls.append(("stop_version", request.slot.value))
         return True
 
-    @activity.defn(name="promote_canary")
-    async def promote_canary(self, ref: ServiceRef) -> str | None:
-        self.calls.append(("promote_canary", ref.service))
+    @activity.defn(name="promote_version")
+    async def promote_version(self, request: PromoteRequest) -> str | None:
+        self.calls.append(("promote_version", request.keep))
+        self.promoted = True
         return self.stable
+
+    @activity.defn(name="revert_version")
+    async def revert_version(self, request: VersionRequest) -> bool:
+        self.calls.append(("revert_version", request.version))
+        self.promoted = False
+        return True
+
+    @activity.defn(name="read_rollback_window")
+    async def read_rollback_window(self, ref: ServiceRef) -> RollbackWindow:
+        return self.window
+
+    @activity.defn(name="version_health")
+    async def version_health(self, request: VersionRequest) -> VersionHealth:
+        self.calls.append(("version_health", request.version))
+        healthy = request.version not in self.unhealthy
+        return VersionHealth(version=request.version, healthy=healthy, detail="ready" if healthy else "/health/ready answered 503")
 
     @activity.defn(name="retire_version")
     async def retire_version(self, request: VersionRequest) -> bool:
@@ -128,4 +166,5 @@ class FakeWorld:
     async def observe_metrics(self, request: ObserveRequest) -> Observation:
         if self.metrics_down:
             raise ApplicationError("connection refused", type="MetricsUnavailable", non_retryable=True)
-        return Observation(window_seconds=60, canary=self.canary_health(self.weight), stable=self.stable_health, cursor={"n": 1})
+        stable = self.promoted_health if self.promoted else self.stable_health
+        return Observation(window_seconds=60, canary=self.canary_health(self.weight), stable=stable, cursor={"n": 1})

@@ -44,7 +44,7 @@ class Approvals:
         )
 
     def _break_glass_refusal(self, glass: BreakGlass) -> str | None:
-        if self._status.outcome is not None or self._promoted:
+        if self._status.outcome is not None or self._progress.promoted:
             return "the release is already over" if self._status.outcome else "the release is already promoted"
         gates = self._status.gates
         return approvals.break_glass_refusal(glass.actor, gates.break_glass if gates else None)

@@ -41,6 +41,7 @@ class ContinuingAsNew:
             traffic_sequence=self._traffic_sequence,
             notifications=self._notifications,
             lock_guarded=self._lock_guarded,
+            before_cursor=self._before_cursor,
         )
         self._status.continued_runs += 1
         self._continuing = True
@@ -60,6 +61,7 @@ class ContinuingAsNew:
         self._traffic_sequence = carried.traffic_sequence
         self._notifications = carried.notifications
         self._lock_guarded = carried.lock_guarded
-        self._canary_may_get_traffic = Slot.CANARY in self._touched
+        self._before_cursor = carried.before_cursor
+        self._canary_may_get_traffic = Slot.CANARY in self._touched or self._progress.promoted
         self._note(f"continued from run {workflow.info().continued_run_id}")
         return carried.request

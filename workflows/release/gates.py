@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from temporalio import workflow
@@ -10,7 +10,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import check_calendar, check_live_activity
-    from pipeline.models import CalendarRequest, GateHold, NotificationEvent, Outcome, OutsideWindow
+    from pipeline.models import CalendarRequest, CalendarVerdict, GateHold, NotificationEvent, Outcome, OutsideWindow
 
 from workflows.release.calls import HEARTBEAT, cause
 from workflows.release.stopped import ReleaseStopped
@@ -21,21 +21,21 @@ from workflows.release.waiting import only_time
 class Gates:
     """Part of ReleaseWorkflow (see workflows/release/workflow.py), kept apart by concern."""
 
-    async def _gate_production_change(self, change: str) -> None:
-        """Hold a production change until every gate of PRODUCTION_GATES is clear at
-        once. A gate that is not clear holds the change itself (waiting, or failing the
-        release) and then every gate is checked again from the first."""
+    async def _gate_production_change(self, change: str, gates: Sequence[Gate] | None = None) -> None:
+        """Hold a production change until every gate (by default PRODUCTION_GATES) is
+        clear at once. A gate that is not clear holds the change itself (waiting, or
+        failing the release) and then every gate is checked again from the first."""
         if self._status.gates is None:
             return
-        while not await self._all_gates_clear(change):
+        while not await self._all_gates_clear(change, PRODUCTION_GATES if gates is None else gates):
             pass
         self._progress.gate_busy_since = None
         if self._status.hold is not None:
             self._note(f"{change}: gates clear")
             self._status.hold = None
 
-    async def _all_gates_clear(self, change: str) -> bool:
-        for gate in PRODUCTION_GATES:
+    async def _all_gates_clear(self, change: str, gates: Sequence[Gate]) -> bool:
+        for gate in gates:
             if not await gate(self, change):
                 return False
         return True
@@ -46,12 +46,7 @@ class Gates:
         if self._status.break_glass is not None:
             return True
         try:
-            verdict = await self._interruptible(
-                check_calendar,
-                CalendarRequest(ref=self._ref(), at=workflow.now()),
-                "check the deployment calendar",
-                timedelta(seconds=30),
-            )
+            verdict = await self._read_calendar()
         except ActivityError as error:
             # A gates file broken mid-edit must not roll back every release at a gate: hold and re-read.
             self._show_hold(GateHold(gate="window", change=change, reason=f"calendar unreadable: {cause(error)}"))
@@ -76,6 +71,14 @@ class Gates:
         self._show_hold(GateHold(gate="window", change=change, reason=verdict.reason, until=iso(verdict.opens_at)))
         await self._wait_watching_canary(lambda: self._status.break_glass is not None, verdict.opens_at)
         return False
+
+    async def _read_calendar(self) -> CalendarVerdict:
+        return await self._interruptible(
+            check_calendar,
+            CalendarRequest(ref=self._ref(), at=workflow.now()),
+            "check the deployment calendar",
+            timedelta(seconds=30),
+        )
 
     async def _no_live_activity(self, change: str) -> bool:
         """True when no uploads, processing jobs or client sessions are live. Otherwise
@@ -120,10 +123,18 @@ class Gates:
             workflow.set_current_details(self._details())
 
 
-PRODUCTION_GATES: tuple[Callable[[Gates, str], Awaitable[bool]], ...] = (
+Gate = Callable[[Gates, str], Awaitable[bool]]
+
+
+PRODUCTION_GATES: tuple[Gate, ...] = (
     Gates._calendar_allows,
     Gates._no_live_activity,
 )
 """The checks every production change (canary start, each step, promote) passes, in
 order. A gate is a method that returns True when clear, or holds the change (or fails
 the release) and returns False. Adding a gate: one method here, one activity."""
+
+
+REVERT_GATES: tuple[Gate, ...] = (Gates._no_live_activity,)
+"""A revert reduces risk, so the deployment calendar does not hold it; it still never
+interrupts live uploads or shoots."""

@@ -26,6 +26,7 @@ class Stopping:
         if not self._can_stop("kill_switch", order.actor, order.problem):
             return
         self._stop_ordered_at = workflow.now()
+        self._rollback_forced = True
         self._stop = ReleaseStopped(
             Outcome.ROLLED_BACK, f"kill switch pulled by {order.actor}: {order.text or 'no reason given'}"
         )
@@ -35,44 +36,52 @@ class Stopping:
         malformed stops all the same; the problem is recorded beside it."""
         if problem is not None:
             self._note(f"{name} from {actor}: {problem}; honoured all the same")
-        if self._promoted or self._status.outcome is not None:
-            self._ignore(f"{name} from {actor}: the release is already {'promoted' if self._promoted else 'over'}")
+        if (self._progress.promoted and not self._baking()) or self._status.outcome is not None:
+            over = "over" if self._status.outcome is not None else "promoted and past its bake"
+            self._ignore(f"{name} from {actor}: the release is already {over}")
             return False
         if self._stop is not None:
+            if name == "kill_switch" and not self._rollback_forced:
+                self._rollback_forced = True
+                self._note(f"kill switch from {actor}: the rollback goes on whatever the health of its target")
+                return False
             self._ignore(f"{name} from {actor}: the release is already stopping ({self._stop.reason})")
             return False
         return True
 
     async def _roll_back(self, reason: str, breach: MetricCheck | None = None) -> None:
         """All traffic back to stable first, then the canary and staging stopped.
-        Only what this release touched is undone: a refused release changes nothing."""
-        if self._promoted or not self._touched:
-            return
-        self._enter(Phase.ROLLBACK, reason, breach=breach)
+        Only what this release touched is undone: a refused release changes nothing.
+        During bake, all traffic goes back to the warm previous version instead."""
         try:
-            if Slot.CANARY in self._touched:
-                await self._change(
-                    set_traffic,
-                    self._traffic(0, segments=False),
-                    "all traffic to stable",
-                    retry=ROLLBACK_RETRIES,
-                    timeout=TRAFFIC_TIMEOUT,
-                )
-                self._status.canary_weight = 0
-                self._canary_may_get_traffic = False
-                self._note("all traffic on stable")
-            for slot in (Slot.CANARY, Slot.STAGING):
-                if slot in self._touched:
-                    await self._change(
-                        stop_version,
-                        SlotRequest(ref=self._ref(), slot=slot),
-                        f"stop {slot.value}",
-                        retry=ROLLBACK_RETRIES,
-                    )
+            if self._baking():
+                await self._roll_back_promoted(reason, breach)
+            elif not self._progress.promoted and self._touched:
+                await self._roll_back_canary(reason, breach)
         except ReleaseStopped as failure:
             raise ApplicationError(
                 f"rollback incomplete: {failure.reason}", type="RollbackFailed", non_retryable=True
             ) from None
+
+    async def _roll_back_canary(self, reason: str, breach: MetricCheck | None) -> None:
+        self._enter(Phase.ROLLBACK, reason, breach=breach)
+        if Slot.CANARY in self._touched:
+            await self._guard_rollback_target(self._status.stable_version, self._request.version)
+            await self._change(
+                set_traffic,
+                self._traffic(0, segments=False),
+                "all traffic to stable",
+                retry=ROLLBACK_RETRIES,
+                timeout=TRAFFIC_TIMEOUT,
+            )
+            self._status.canary_weight = 0
+            self._canary_may_get_traffic = False
+            self._note("all traffic on stable")
+        for slot in (Slot.CANARY, Slot.STAGING):
+            if slot in self._touched:
+                await self._change(
+                    stop_version, SlotRequest(ref=self._ref(), slot=slot), f"stop {slot.value}", retry=ROLLBACK_RETRIES
+                )
 
     def _finish(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None) -> ReleaseResult:
         self._status.outcome, self._status.reason = outcome, reason
@@ -91,4 +100,6 @@ class Stopping:
             approvals=self._status.approvals,
             break_glass=self._status.break_glass,
             last_analysis=self._status.last_analysis,
+            after_promotion=self._status.after_promotion,
+            revert=self._status.revert,
         )

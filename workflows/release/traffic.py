@@ -10,7 +10,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import deploy_version, observe_metrics, set_traffic, wait_ready
-    from pipeline.decisions.analysis import judge
+    from pipeline.decisions.analysis import judge, judge_bake
     from pipeline.decisions.rules import Action, decide
     from pipeline.models import (
         Analysis,
@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         Observation,
         ObserveRequest,
         Outcome,
+        Phase,
         ServiceRef,
         Slot,
         TrafficRequest,
@@ -87,30 +88,37 @@ class Traffic:
         policy = self._request.policy
         observation = await self._observe()
         self._cursor = observation.cursor
+        baking = self._status.phase is Phase.BAKE
         with workflow.unsafe.imports_passed_through(), workflow.unsafe.sandbox_unrestricted():
             # SciPy imports lazily and reads the environment as it does; its test is deterministic
-            analysis = judge(
-                observation, policy, phase=self._status.phase, canary_weight=self._status.canary_weight, at=self._now()
-            )
+            if baking:
+                analysis = judge_bake(observation, self._status.before_release, policy, at=self._now())
+            else:
+                analysis = judge(
+                    observation, policy, phase=self._status.phase, canary_weight=self._status.canary_weight, at=self._now()
+                )
         decision, self._memory = decide(analysis, self._memory, policy)
         self._analysed_at = workflow.now()
         self._record(analysis.model_copy(update={"decision": f"{decision.action.value}: {decision.reason}"}))
         if decision.action is Action.ROLLBACK:
-            where = f" at {analysis.canary_weight}% canary traffic" if decision.breach else ""
+            where = " during bake" if baking else f" at {analysis.canary_weight}% canary traffic"
+            where = where if decision.breach else ""
             raise ReleaseStopped(Outcome.ROLLED_BACK, f"{decision.reason}{where}", decision.breach)
         if decision.action is Action.PAUSE and not self._status.paused:
             self._status.paused = True
             self._note(decision.reason)
         return decision.action
 
-    async def _observe(self) -> Observation:
-        """Metrics since the cursor. A provider that cannot be read gives an empty
-        observation, which analysis counts as inconclusive, never as healthy."""
+    async def _observe(self, cursor: dict | None = None) -> Observation:
+        """Metrics since `cursor` (by default the last analysis'). A provider that cannot
+        be read gives an empty observation, which analysis counts as inconclusive, never
+        as healthy."""
         policy = self._request.policy
+        cursor = self._cursor if cursor is None else cursor
         baseline = policy.baseline or BaselinePolicy()
         request = ObserveRequest(
             ref=self._ref(),
-            cursor=self._cursor,
+            cursor=cursor,
             provider=policy.metrics_provider,
             queries=policy.queries,
             metrics=list(dict.fromkeys([*policy.thresholds, *baseline.metrics, *policy.recorded_metrics])),
@@ -126,7 +134,7 @@ class Traffic:
             )
         except ActivityError as error:
             self._note(f"metrics unavailable: {cause(error)}")
-            return Observation(window_seconds=0, canary=VersionMetrics(), stable=VersionMetrics(), cursor=self._cursor)
+            return Observation(window_seconds=0, canary=VersionMetrics(), stable=VersionMetrics(), cursor=cursor)
 
     def _record(self, analysis: Analysis) -> None:
         self._status.last_analysis = analysis

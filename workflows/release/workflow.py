@@ -31,8 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from activities import (
         load_gates,
         preflight,
-        promote_canary,
-        retire_version,
         run_test_suite,
         stop_version,
     )
@@ -56,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
         ReleaseRequest,
         ReleaseResult,
         ReleaseStatus,
-        VersionRequest,
         Slot,
         SlotRequest,
         Stage,
@@ -65,11 +62,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payloads import Malformed, bounded, parse_one, read_stop_order
 
 from workflows.release.approvals import Approvals
+from workflows.release.bake import BAKE_PATCH, Baking
 from workflows.release.calls import ActivityCalls
 from workflows.release.continuation import ContinuingAsNew
 from workflows.release.gates import Gates
 from workflows.release.locking import Locking
 from workflows.release.notifications import Notifications
+from workflows.release.revert import Reverting
 from workflows.release.stop import Stopping
 from workflows.release.stopped import ReleaseStopped
 from workflows.release.timeline import Timeline, iso, parse_iso
@@ -93,7 +92,18 @@ def _parse_update(model: type, payloads: tuple[Any, ...]) -> Any:
 
 @workflow.defn
 class ReleaseWorkflow(
-    Stopping, Traffic, Gates, Approvals, Locking, ContinuingAsNew, Notifications, Timeline, Waiting, ActivityCalls
+    Stopping,
+    Reverting,
+    Baking,
+    Traffic,
+    Gates,
+    Approvals,
+    Locking,
+    ContinuingAsNew,
+    Notifications,
+    Timeline,
+    Waiting,
+    ActivityCalls,
 ):
     """The spine: state, handlers and the phases in ADR order. Each base class is one
     concern of the same workflow in its own module of this package (as Flagger splits
@@ -104,7 +114,6 @@ class ReleaseWorkflow(
         self._status = ReleaseStatus(release_id=workflow.info().workflow_id, phase=Phase.VALIDATE)
         self._stop: ReleaseStopped | None = None
         self._touched: set[Slot] = set()
-        self._promoted = False
         self._lock: workflow.ChildWorkflowHandle | None = None
         self._lock_guarded = False
         self._progress = Progress()
@@ -120,13 +129,20 @@ class ReleaseWorkflow(
         """The router may send traffic to the new version: set before a forward traffic
         change starts, cleared once a rollback's all-to-stable change is confirmed."""
         self._stop_ordered_at: datetime | None = None
+        self._rollback_forced = False
+        """A person pulled the kill switch: a rollback does not wait for its target's health."""
+        self._before_cursor: dict[str, Any] = {}
+        self._bake_era = False
 
     @workflow.run
     async def run(self, *inputs: Any) -> ReleaseResult:
         self._request = self._validate(inputs)
+        self._bake_era = workflow.patched(BAKE_PATCH)
         try:
             await self._load_gates()
             await self._acquire_lock()
+            if self._request.revert is not None:
+                return await self._revert()
             stable_version = await self._preflight()
             await self._staging()
             if stable_version is None:
@@ -232,9 +248,9 @@ class ReleaseWorkflow(
 
     @submit_kill_switch.validator
     def _validate_kill_switch(self, *payloads: Any) -> None:
-        if self._promoted:
+        if self._progress.promoted and not self._baking():
             raise ApplicationError(
-                "the release is already promoted: its version is stable; release the previous version to go back",
+                "the release is promoted and past its bake: its version is stable; revert to go back",
                 type="KillSwitchRefused",
                 non_retryable=True,
             )
@@ -289,7 +305,8 @@ class ReleaseWorkflow(
             request.target,
         )
         workflow.upsert_search_attributes(
-            [search_attributes.SERVICE.value_set(request.service), search_attributes.VERSION.value_set(request.version)]
+            [search_attributes.SERVICE.value_set(request.service)]
+            + ([search_attributes.VERSION.value_set(request.version)] if request.version else [])
         )
         return request
 
@@ -315,6 +332,7 @@ class ReleaseWorkflow(
                 f"test suites not in the worker's catalog for {self._request.service}: {', '.join(report.missing_suites)}",
             )
         self._status.stable_version = report.stable_version
+        await self._open_before_window()
         self._progress.preflight = True
         return report.stable_version
 
@@ -386,6 +404,7 @@ class ReleaseWorkflow(
             self._enter(Phase.CANARY, f"starting canary {self._request.version}")
             await self._gate_production_change(f"start canary {self._request.version}")
             await self._deploy(Slot.CANARY)
+            await self._close_before_window()
             await self._route(policy.canary_weight)
             self._progress.canary_routed = True
         await self._watch(policy.canary_duration_seconds)
@@ -406,19 +425,17 @@ class ReleaseWorkflow(
             self._progress.step_routed = False
 
     async def _finalize(self) -> None:
-        """The canary becomes stable; the previous version is retired after a delay,
-        so it stays at hand while the new one settles."""
-        self._enter(Phase.FINALIZE, f"making {self._request.version} stable")
-        await self._gate_production_change(f"promote {self._request.version}")
-        previous = await self._change(
-            promote_canary, self._ref(), f"promote {self._request.version} to stable", timeout=timedelta(minutes=15)
-        )
-        self._promoted = True
-        self._status.stable_version = self._request.version
+        """The canary becomes stable; the previous version stays warm while the new one
+        bakes, and is retired once the bake passes."""
+        if not self._progress.promoted:
+            self._enter(Phase.FINALIZE, f"making {self._request.version} stable")
+            await self._gate_production_change(f"promote {self._request.version}")
+            self._status.warm_version = await self._promote()
+            self._progress.promoted = True
+            self._status.stable_version = self._request.version
+        previous = self._status.warm_version
         if previous and previous != self._request.version:
-            self._note(f"retiring {previous} in {self._request.policy.retire_delay_seconds}s")
-            await workflow.sleep(self._request.policy.retire_delay_seconds)
-            await self._change(retire_version, VersionRequest(ref=self._ref(), version=previous), f"retire {previous}")
+            await self._bake_then_retire(previous)
 
     async def _initial_install(self) -> None:
         """No stable version to compare a canary against: after the production
