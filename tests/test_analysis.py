@@ -1,5 +1,6 @@
 """The pure analysis: threshold rules and their severities, failure budgets,
-consecutive passes, the inconclusive policy and the statistical baseline judge."""
+consecutive passes, the inconclusive policy, the statistical baseline judge and the
+bake judge (the promoted version against before the release)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 
 import pytest
 
-from pipeline.decisions.analysis import judge
+from pipeline.decisions.analysis import judge, judge_bake
 from pipeline.decisions.baseline import compare
 from pipeline.decisions.rules import Action, decide
 from pipeline.models import (
@@ -28,11 +29,11 @@ OK = {Metric.ERROR_RATE: 0.001, Metric.P95_LATENCY_MS: 120.0}
 
 
 def observe(canary: dict | None = None, *, requests: int = 200, stable: dict | None = None, missing: dict | None = None,
-            canary_samples: dict | None = None, stable_samples: dict | None = None) -> Observation:
+            canary_samples: dict | None = None, stable_samples: dict | None = None, stable_requests: int = 200) -> Observation:
     return Observation(
         window_seconds=60,
         canary=VersionMetrics(requests=requests, values={**OK, **(canary or {})}, missing=missing or {}, samples=canary_samples or {}),
-        stable=VersionMetrics(requests=200, values=stable or OK, samples=stable_samples or {}),
+        stable=VersionMetrics(requests=stable_requests, values={**OK, **(stable or {})}, samples=stable_samples or {}),
     )
 
 
@@ -204,9 +205,13 @@ BASELINE = {
 
 
 def baseline_run(canary_p95: float, canary_errors: float, **baseline):
+    """The error rate, a counted rate, is compared as proportions of 3,000 requests a side."""
     observation = observe(
-        canary_samples={Metric.P95_LATENCY_MS: samples(canary_p95), Metric.ERROR_RATE: samples(canary_errors)},
-        stable_samples={Metric.P95_LATENCY_MS: samples(100, seed=2), Metric.ERROR_RATE: samples(0.001, seed=2)},
+        {Metric.ERROR_RATE: canary_errors},
+        requests=3000,
+        stable_requests=3000,
+        canary_samples={Metric.P95_LATENCY_MS: samples(canary_p95)},
+        stable_samples={Metric.P95_LATENCY_MS: samples(100, seed=2)},
     )
     ((analysis, decision),) = run(policy(baseline={**BASELINE, **baseline}), observation)
     return analysis, decision
@@ -241,3 +246,76 @@ def test_no_baseline_comparison_at_full_canary_traffic():
     observation = observe(canary_samples={Metric.P95_LATENCY_MS: samples(300)})
     analysis = judge(observation, policy(baseline=BASELINE), phase=Phase.PROGRESSIVE_SHIFT, canary_weight=100, at="t")
     assert analysis.baseline is None and analysis.verdict is Verdict.PASS
+
+
+# --- the bake judge: the promoted version against before the release ----------------------
+
+
+def bake(errors: float, *, requests: int = 2000, before: VersionMetrics | None = None, **fields):
+    """One bake analysis and its decision: the new version is read on the stable track."""
+    observation = Observation(
+        window_seconds=60,
+        canary=VersionMetrics(),
+        stable=VersionMetrics(requests=requests, values={**OK, Metric.ERROR_RATE: errors}),
+    )
+    policy_ = policy(**fields)
+    analysis = judge_bake(observation, before, policy_, at="t")
+    decision, _ = decide(analysis, AnalysisMemory(), policy_)
+    return analysis, decision
+
+
+def before_release(errors: float = 0.005, requests: int = 20_000) -> VersionMetrics:
+    return VersionMetrics(requests=requests, values={**OK, Metric.ERROR_RATE: errors})
+
+
+def test_bake_threshold_breach_fails_and_rolls_back():
+    analysis, decision = bake(0.2, before=before_release())
+    assert analysis.phase is Phase.BAKE and analysis.canary_weight == 100 and analysis.verdict is Verdict.FAIL
+    assert decision.action is Action.ROLLBACK and decision.breach.metric is Metric.ERROR_RATE
+    assert "breached its threshold" in decision.reason
+
+
+def test_bake_error_rate_above_before_the_release_fails_even_within_the_threshold():
+    analysis, decision = bake(0.03, before=before_release(0.005, 20_000), thresholds={"error_rate": {"max": 0.05}})
+    assert all(check.passed for check in analysis.checks)
+    assert analysis.verdict is Verdict.FAIL and analysis.score == 0
+    (result,) = analysis.baseline.metrics
+    assert result.reason.startswith("Fisher's exact: canary 60/2000 vs stable 100/20000")
+    assert analysis.summary.startswith("bake: critical metric worse than before the release")
+    assert decision.action is Action.ROLLBACK and "worse than before the release" in decision.reason
+
+
+def test_bake_equal_to_before_the_release_passes():
+    analysis, decision = bake(0.005, before=before_release(0.005, 20_000))
+    assert analysis.verdict is Verdict.PASS and analysis.score == 100 and decision.action is Action.ADVANCE
+    assert analysis.canary_requests == 2000 and analysis.stable_values[Metric.ERROR_RATE] == 0.005
+    assert "baseline score 100" in analysis.summary and "against before the release" in analysis.summary
+
+
+@pytest.mark.parametrize("before", [None, VersionMetrics(), before_release(requests=3)])
+def test_bake_without_a_pre_release_baseline_is_judged_by_thresholds_only(before):
+    analysis, decision = bake(0.008, before=before)
+    assert analysis.baseline is None and analysis.verdict is Verdict.PASS and decision.action is Action.ADVANCE
+    assert "no pre-release baseline for error_rate" in analysis.summary
+    assert analysis.stable_values == (before.values if before else {})
+
+
+def test_bake_leaves_out_metrics_before_has_no_evidence_for():
+    """p95 has no samples from before the release: only the error rate is compared."""
+    latency = {"metrics": {"p95_latency_ms": {"allowed_effect": 0.1}}}
+    analysis, _ = bake(0.005, before=before_release(), baseline=latency)
+    assert [result.metric for result in analysis.baseline.metrics] == [Metric.ERROR_RATE]
+    assert analysis.verdict is Verdict.PASS
+    assert "no pre-release baseline for p95_latency_ms (0 finite samples" in analysis.summary
+
+
+def test_bake_uses_the_policys_own_error_rate_rule():
+    lenient = {"metrics": {"error_rate": {"test": "proportions", "allowed_effect": 10}}}
+    analysis, _ = bake(0.03, before=before_release(0.005), baseline=lenient, thresholds={"error_rate": {"max": 0.05}})
+    assert analysis.verdict is Verdict.PASS and analysis.baseline.metrics[0].p_value < 0.001
+
+
+def test_scarce_bake_window_is_inconclusive():
+    analysis, decision = bake(0.03, requests=5, before=before_release())
+    assert analysis.verdict is Verdict.INCONCLUSIVE and decision.action is Action.HOLD
+    assert "5 new version requests in the window, 10 needed" in analysis.summary

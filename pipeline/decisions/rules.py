@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pipeline.decisions.analysis import describe_breach
+from pipeline.decisions.analysis import compared_with, describe_breach
 from pipeline.models import (
     Analysis,
     AnalysisMemory,
+    BaselinePolicy,
     BaselineScore,
     MetricCheck,
     OnInconclusive,
@@ -67,7 +68,8 @@ def decide(analysis: Analysis, memory: AnalysisMemory, policy: ReleasePolicy) ->
 def _rules(analysis: Analysis, policy: ReleasePolicy) -> list[Rule]:
     rules = [_threshold_rule(check) for check in analysis.checks]
     if analysis.baseline is not None:
-        rules.append(_baseline_rule(analysis.baseline, policy))
+        settings = policy.baseline or BaselinePolicy()
+        rules.append(_baseline_rule(analysis.baseline, settings, compared_with(analysis.phase)))
     return rules
 
 
@@ -83,9 +85,10 @@ def _threshold_rule(check: MetricCheck) -> Rule:
     )
 
 
-def _baseline_rule(baseline: BaselineScore, policy: ReleasePolicy) -> Rule:
+def _baseline_rule(baseline: BaselineScore, settings: BaselinePolicy, against: str) -> Rule:
     """The comparison's breach names its worst metric: the critical failure, or the
-    failed metric with the most weight."""
+    failed metric with the most weight. Bake compares with before the release even
+    when the policy has no baseline, on `BaselinePolicy`'s defaults."""
     passed = {Verdict.PASS: True, Verdict.FAIL: False}.get(baseline.verdict)
     failed = sorted((r for r in baseline.metrics if r.verdict is Verdict.FAIL), key=lambda r: (not r.critical, -r.weight))
     breach = None
@@ -94,12 +97,12 @@ def _baseline_rule(baseline: BaselineScore, policy: ReleasePolicy) -> Rule:
         breach = MetricCheck(
             metric=worst.metric,
             value=worst.canary_mean,
-            threshold=f"baseline score >= {policy.baseline.marginal_score:g}, got {baseline.score:.0f}",
+            threshold=f"baseline score >= {settings.marginal_score:g}, got {baseline.score:.0f}",
             passed=False,
-            severity=policy.baseline.severity,
-            reason=f"worse than stable: {worst.reason}",
+            severity=settings.severity,
+            reason=f"worse than {against}: {worst.reason}",
         )
-    return Rule(BASELINE_RULE, passed, policy.baseline.severity, 0, 1, True, breach)
+    return Rule(BASELINE_RULE, passed, settings.severity, 0, 1, True, breach)
 
 
 def _remember(record: RuleRecord, passed: bool | None) -> RuleRecord:
