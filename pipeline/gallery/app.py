@@ -6,6 +6,12 @@ Faults are injected through the environment so that a release can be made to fai
 GALLERY_ERROR_RATE (0..1 share of requests answered 500), GALLERY_LATENCY_MS (added
 to each request) and GALLERY_READY_DELAY_SECONDS (readiness fails until then).
 Health and platform endpoints are operational and never get injected faults.
+
+It stops gracefully, for a hand-over without failed requests: GET /platform/inflight
+tells how many requests (uploads among them) are being served and how long it has been
+idle, so that whoever retires it can wait until the router's last request drained; on
+SIGTERM it stops accepting connections, answers readiness 503, closes each connection
+after its reply, finishes what is in flight (bounded) and exits 0.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +35,13 @@ MAX_BODY_BYTES = 1_000_000
 MAX_TITLE_LENGTH = 200
 ACTIVITY_COUNTERS = ("active_uploads", "processing_jobs", "client_sessions")
 OPERATIONAL_PREFIXES = ("/health/", "/platform/")
+INFLIGHT_PATH = "/platform/inflight"
+UNCOUNTED_PREFIXES = ("/health/", INFLIGHT_PATH)
+"""Probes: neither in flight nor activity, or a drain could never see the service idle."""
+SHUTDOWN_QUIET_SECONDS = 0.2
+SHUTDOWN_DRAIN_SECONDS = 5.0
+"""After SIGTERM: how long without a request counts as drained, and how long to wait for it
+(below the 8 s the local target grants before SIGKILL)."""
 
 log = logging.getLogger("gallery")
 T = TypeVar("T")
@@ -94,9 +108,38 @@ class Gallery:
     photos: list[dict] = field(default_factory=list)
     activity: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIVITY_COUNTERS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    inflight: int = 0
+    last_request_at: float = field(default_factory=time.monotonic)
+    """When a counted request last started or finished."""
+    draining: bool = False
 
     def is_ready(self) -> bool:
-        return time.monotonic() - self.started_at >= self.faults.ready_delay_seconds
+        return not self.draining and time.monotonic() - self.started_at >= self.faults.ready_delay_seconds
+
+    def request_started(self) -> None:
+        with self.lock:
+            self.inflight += 1
+            self.last_request_at = time.monotonic()
+
+    def request_finished(self) -> None:
+        with self.lock:
+            self.inflight -= 1
+            self.last_request_at = time.monotonic()
+
+    def inflight_report(self) -> dict:
+        with self.lock:
+            idle = 0.0 if self.inflight else time.monotonic() - self.last_request_at
+            return {"inflight": self.inflight, "idle_seconds": round(idle, 3), "draining": self.draining}
+
+    def wait_drained(self, quiet_seconds: float, timeout_seconds: float) -> bool:
+        """Wait until nothing is in flight and no request came for quiet_seconds;
+        False when timeout_seconds passed first."""
+        deadline = time.monotonic() + timeout_seconds
+        while self.inflight_report()["idle_seconds"] < quiet_seconds:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def add_photo(self, title: str) -> dict:
         with self.lock:
@@ -131,6 +174,7 @@ class GalleryHandler(BaseHTTPRequestHandler):
             "/api/photos": lambda: self._json(HTTPStatus.OK, self.gallery.photo_list()),
             "/version": lambda: self._json(HTTPStatus.OK, {"version": self.gallery.version}),
             "/platform/activity": lambda: self._json(HTTPStatus.OK, self.gallery.update_activity({})),
+            INFLIGHT_PATH: lambda: self._json(HTTPStatus.OK, self.gallery.inflight_report()),
         })
 
     def do_POST(self) -> None:
@@ -144,6 +188,16 @@ class GalleryHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, routes: dict) -> None:
         path = self.path.split("?", 1)[0]
+        if path.startswith(UNCOUNTED_PREFIXES):
+            self._serve(path, routes)
+            return
+        self.gallery.request_started()
+        try:
+            self._serve(path, routes)
+        finally:
+            self.gallery.request_finished()
+
+    def _serve(self, path: str, routes: dict) -> None:
         if not self._read_body():
             return
         handler = routes.get(path)
@@ -222,6 +276,9 @@ class GalleryHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Served-Version", self.gallery.version)
+        if self.gallery.draining:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -234,11 +291,23 @@ class GalleryHandler(BaseHTTPRequestHandler):
 
 
 def serve(port: int, gallery: Gallery) -> None:
+    """Serve until SIGTERM, then drain: see the module docstring."""
     handler = type("BoundGalleryHandler", (GalleryHandler,), {"gallery": gallery})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda signum, frame: _start_draining(server, gallery))
     log.info("gallery %s (%s) listening on port %d", gallery.version, gallery.instance_id, port)
-    server.serve_forever()
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+    drained = gallery.wait_drained(SHUTDOWN_QUIET_SECONDS, SHUTDOWN_DRAIN_SECONDS)
+    log.info("gallery %s stopped; %s", gallery.version, "drained" if drained else gallery.inflight_report())
+
+
+def _start_draining(server: ThreadingHTTPServer, gallery: Gallery) -> None:
+    """The signal handler runs on the thread in serve_forever, which shutdown() waits
+    for: it has to be asked from another thread."""
+    gallery.draining = True
+    threading.Thread(target=server.shutdown, daemon=True).start()
 
 
 def main() -> None:

@@ -92,17 +92,19 @@ def processes_marked(marker: str) -> list[int]:
 
 
 async def terminate(pid: int, marker: str, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
-    """Stop the process if it is still ours: SIGTERM, then SIGKILL after grace_seconds.
-    Returns only once the process has really exited, or False when there was no such
-    process to stop."""
+    """Stop the process if it is still ours: SIGTERM, which lets it finish what it is
+    doing, then SIGKILL once grace_seconds passed without it exiting. Returns only once
+    the process has really exited, or False when there was no such process to stop."""
     started_at = _live_start_time(pid)
     if started_at is None or not is_ours(pid, marker):
         return False
     _signal(pid, signal.SIGTERM)
-    if not await _gone_within(pid, started_at, grace_seconds):
+    graceful = await _gone_within(pid, started_at, grace_seconds)
+    if not graceful:
+        log.warning("process.killed", pid=pid, marker=marker, grace_seconds=grace_seconds)
         _signal(pid, signal.SIGKILL)
         await _gone_within(pid, started_at, grace_seconds)
-    log.info("process.stopped", pid=pid, marker=marker)
+    log.info("process.stopped", pid=pid, marker=marker, graceful=graceful)
     return True
 
 
