@@ -2,7 +2,10 @@
 the router, counted by the version that served them (`X-Served-Version`).
 
 The demo uses it so that analysis has traffic to judge; the integration tests use
-its counts to prove that traffic really moved."""
+its counts to prove that traffic really moved, and that a hand-over failed no request:
+every request sent is counted, an unreachable router as status 599; leaving the
+generator waits for the requests still under way (bounded) rather than cutting them
+off."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 
 MAX_SECONDS = 1800  # a forgotten generator stops by itself
+REQUEST_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -34,6 +38,7 @@ class LoadGenerator:
     """Send every Nth request as a beta photographer (0: never)."""
     log: list[Served] = field(default_factory=list)
     _task: asyncio.Task | None = None
+    _pending: set[asyncio.Task] = field(default_factory=set)
 
     async def __aenter__(self) -> LoadGenerator:
         self._task = asyncio.create_task(self._run())
@@ -59,13 +64,22 @@ class LoadGenerator:
         interval = 1 / self.rate_per_second
         deadline = time.monotonic() + MAX_SECONDS
         headers = {"Host": f"{self.service}.localhost"}
-        async with httpx.AsyncClient(base_url=self.router_url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=self.router_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
             sent = 0
-            while time.monotonic() < deadline:
-                sent += 1
-                segment = "beta-photographer" if self.segment_every and sent % self.segment_every == 0 else None
-                asyncio.create_task(self._one(client, {**headers, **({self.segment_header: segment} if segment else {})}, segment))
-                await asyncio.sleep(interval)
+            try:
+                while time.monotonic() < deadline:
+                    sent += 1
+                    segment = "beta-photographer" if self.segment_every and sent % self.segment_every == 0 else None
+                    self._send(client, {**headers, **({self.segment_header: segment} if segment else {})}, segment)
+                    await asyncio.sleep(interval)
+            finally:
+                if self._pending:
+                    await asyncio.wait(self._pending, timeout=REQUEST_TIMEOUT_SECONDS)
+
+    def _send(self, client: httpx.AsyncClient, headers: dict[str, str], segment: str | None) -> None:
+        task = asyncio.create_task(self._one(client, headers, segment))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _one(self, client: httpx.AsyncClient, headers: dict[str, str], segment: str | None) -> None:
         try:
