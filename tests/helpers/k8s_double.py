@@ -9,7 +9,8 @@ What it implements, with the real API's semantics:
   double's own "controller", which completes a rollout `rollout_delay` seconds after
   a spec change (status replicas = spec replicas, observedGeneration = generation),
   or never for the names in `stuck` (the rollout then shows Available=False and
-  Progressing=False/ProgressDeadlineExceeded, as a real one past its deadline does).
+  Progressing=False/ProgressDeadlineExceeded, as a real one past its deadline does)
+  until `recover` completes it.
 - VirtualServices and DestinationRules (networking.istio.io/v1), HTTPRoutes
   (gateway.networking.k8s.io/v1): GET, POST, PATCH.
 - SelfSubjectAccessReviews: allowed unless the (verb, resource) pair is in `denied`.
@@ -18,8 +19,9 @@ What it implements, with the real API's semantics:
 - Patch content types: application/merge-patch+json (RFC 7386) and
   application/strategic-merge-patch+json, which is APPROXIMATED as a merge patch
   whose lists of objects with a `name` key are merged by name (as Kubernetes does for
-  containers and env); no `$patch`/`$setElementOrder` directives, other lists are
-  replaced. application/json-patch+json is answered 415, so a caller that sends an
+  containers and env), unless the list holds the directive `{"$patch": "replace"}`,
+  which replaces it with the list's other items; no other `$patch` or
+  `$setElementOrder` directives, other lists are replaced. application/json-patch+json is answered 415, so a caller that sends an
   object under the client's default patch type is caught.
 - Faults: `fail_next(status, times)` answers the next requests with that status;
   `delay` holds every answer that many seconds; `before_next_patch(change)` lands
@@ -46,6 +48,7 @@ OBJECT_PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces/(?P<name>[^/]+)$")
 ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 MERGE, STRATEGIC = "application/merge-patch+json", "application/strategic-merge-patch+json"
+REPLACE = {"$patch": "replace"}
 KINDS = {"deployments": "Deployment", "virtualservices": "VirtualService", "destinationrules": "DestinationRule",
          "httproutes": "HTTPRoute"}
 
@@ -85,6 +88,11 @@ class KubeDouble:
         landing between a client's read and its write."""
         with self._lock:
             self._before_next_patch.append(change)
+
+    def recover(self, namespace: str, name: str) -> None:
+        """The rollout of a `stuck` Deployment completes after all (its pods became ready)."""
+        self.stuck.discard(name)
+        self._roll_out(namespace, name)
 
     def put(self, obj: dict[str, Any]) -> None:
         """Store an object as if applied from a manifest (a Deployment as rolled out)."""
@@ -277,7 +285,10 @@ class KubeDouble:
 
 
 def merge(current: Any, patch: Any, *, by_name: bool) -> Any:
-    """RFC 7386 merge patch; with `by_name`, lists of named objects merge by name."""
+    """RFC 7386 merge patch; with `by_name`, lists of named objects merge by name, and a
+    list that holds the directive REPLACE replaces the live one."""
+    if isinstance(patch, list) and by_name and REPLACE in patch:
+        return [_without_nulls(item) for item in patch if item != REPLACE]
     if isinstance(patch, list) and by_name and isinstance(current, list) and _named(patch) and _named(current):
         merged = {item["name"]: item for item in current}
         for item in patch:
