@@ -91,7 +91,7 @@ async def test_good_release_moves_weights_through_the_steps_and_promotes(double:
     result = await release(lambda weight: HEALTHY)
 
     assert result.outcome is Outcome.PROMOTED, result.reason
-    assert weight_history(double) == [10, 25, 50, 75, 100, 0]
+    assert weight_history(double) == [10, 25, 50, 75, 100, 100, 0]  # promote: all to the canary, then to stable
     assert image(double, PRODUCTION) == f"{IMAGE}:2.0.0"
     assert double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None  # retired
     assert double.get("deployments", STAGING, SERVICE)["spec"]["replicas"] == 0

@@ -11,8 +11,10 @@ import pytest
 
 from pipeline.errors import PermanentTargetError, TargetError
 from pipeline.kube import KubeSettings, api_client
-from pipeline.models import ServiceRef, Slot, TrafficRequest
-from pipeline.targets.kubernetes import KubernetesTarget, tag_of, with_tag
+from pipeline.models import ServiceRef, Slot, TrafficRequest, VersionHealth
+from pipeline.targets.deployments import tag_of, with_tag
+from pipeline.targets.history import History, promoted, reverted
+from pipeline.targets.kubernetes import KubernetesTarget
 from tests.helpers.k8s_double import KubeDouble
 from tests.helpers.k8s_fixtures import IMAGE, PRODUCTION, SERVICE, STAGING, target_on
 
@@ -149,28 +151,190 @@ async def test_rollback_sends_all_traffic_to_stable_then_scales_canary_to_zero(k
     assert not [write for write in kube_double.writes("deployments") if write[1].endswith(f"/{SERVICE}")]
 
 
-async def test_promote_rolls_stable_then_routes_to_it_and_retire_removes_leftovers(kube_double, target):
+def annotation(kube_double: KubeDouble, name: str, key: str) -> str | None:
+    deployment = kube_double.get("deployments", PRODUCTION, name)
+    return (deployment["metadata"].get("annotations") or {}).get(f"release-pipeline.io/{key}")
+
+
+def steps(kube_double: KubeDouble, since: int) -> list[str]:
+    """The writes after the first `since`: `route <canary weight>`, or the Deployment patched."""
+    return [
+        f"route {weights(body['spec']['http'][-1]).get('canary', 0)}" if "virtualservices" in path
+        else f"{method} {path.rsplit('/', 1)[-1]}"
+        for method, path, body in kube_double.writes("")[since:]
+    ]
+
+
+async def release_and_promote(target: KubernetesTarget, version: str = "2.0.0", **promotion: Any) -> str | None:
+    await run_canary(target, version)
+    await target.set_traffic(traffic(100))
+    return await target.promote(SERVICE, **promotion)
+
+
+async def test_promote_makes_the_canary_stable_and_keeps_the_previous_version_warm(kube_double, target):
     await run_canary(target)
     await target.set_traffic(traffic(100))
+    before = len(kube_double.writes(""))
 
     assert await target.promote(SERVICE) == "1.0.0"
+    assert steps(kube_double, before) == [
+        "PATCH gallery-canary", "route 100", "PATCH gallery", "route 0", "PATCH gallery-canary"]
     stable = kube_double.get("deployments", PRODUCTION, SERVICE)
     assert container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:2.0.0"
-    assert {"name": "FEATURE_X", "value": "on"} in container(kube_double, PRODUCTION)["env"]
+    assert container(kube_double, PRODUCTION)["env"] == [
+        {"name": "LOG_LEVEL", "value": "info"}, {"name": "FEATURE_X", "value": "on"}]
     assert stable["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert stable["metadata"]["annotations"]["release-pipeline.io/previous-version"] == "1.0.0"
+    assert annotation(kube_double, SERVICE, "previous-version") == "1.0.0"
     assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
-    assert replicas(kube_double, f"{SERVICE}-canary") == 0
+    assert replicas(kube_double, f"{SERVICE}-canary") == 4
+    assert container(kube_double, PRODUCTION, f"{SERVICE}-canary") == {
+        **container(kube_double, PRODUCTION), "image": f"{IMAGE}:1.0.0", "env": [{"name": "LOG_LEVEL", "value": "info"}]}
+    assert annotation(kube_double, f"{SERVICE}-canary", "role") == "warm"
     assert await target.stable_version(SERVICE) == "2.0.0"
+    assert (await target.rollback_window(SERVICE)).warm == ["1.0.0"]
 
     writes = len(kube_double.writes(""))
     assert await target.promote(SERVICE) == "1.0.0"  # a retry after success changes nothing
     assert len(kube_double.writes("")) == writes
 
+
+async def test_promote_retried_after_a_failed_stable_rollout_converges(kube_double, target):
+    kube_double.stuck.add(SERVICE)
+    with pytest.raises(TargetError, match="rollout of Deployment prod/gallery"):
+        await release_and_promote(target)
+    assert weights(http_routes(kube_double)[-1]) == {"canary": 100}  # the new version serves meanwhile
+
+    kube_double.recover(PRODUCTION, SERVICE)
+    assert await target.promote(SERVICE) == "1.0.0"
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
+    assert container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:2.0.0"
+    assert container(kube_double, PRODUCTION, f"{SERVICE}-canary")["image"] == f"{IMAGE}:1.0.0"
+
+
+async def test_retire_deletes_the_warm_version_and_forgets_it(kube_double, target):
+    await release_and_promote(target)
+    assert not await target.retire(SERVICE, "2.0.0")  # stable: not for retirement
+
     assert await target.retire(SERVICE, "1.0.0")
     assert kube_double.get("deployments", PRODUCTION, f"{SERVICE}-canary") is None
-    assert "release-pipeline.io/previous-version" not in (kube_double.get("deployments", PRODUCTION, SERVICE)["metadata"].get("annotations") or {})
+    assert annotation(kube_double, SERVICE, "previous-version") is None
+    assert annotation(kube_double, SERVICE, "previous-container") is None
     assert not await target.retire(SERVICE, "1.0.0")
+    window = await target.rollback_window(SERVICE)
+    assert [known.version for known in window.versions] == ["1.0.0"] and window.warm == []
+    assert await target.promote(SERVICE) is None  # promoted and retired before: nothing to do
+
+
+async def test_revert_routes_all_traffic_to_the_warm_version_first_then_swaps_back(kube_double, target):
+    await release_and_promote(target)
+    before = len(kube_double.writes(""))
+
+    assert await target.revert(SERVICE, "1.0.0")
+    assert steps(kube_double, before) == ["route 100", "PATCH gallery", "route 0", "PATCH gallery-canary"]
+    assert container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:1.0.0"
+    assert container(kube_double, PRODUCTION)["env"] == [{"name": "LOG_LEVEL", "value": "info"}]
+    assert container(kube_double, PRODUCTION, f"{SERVICE}-canary")["image"] == f"{IMAGE}:2.0.0"
+    assert {"name": "FEATURE_X", "value": "on"} in container(kube_double, PRODUCTION, f"{SERVICE}-canary")["env"]
+    assert replicas(kube_double, f"{SERVICE}-canary") == 4
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
+    window = await target.rollback_window(SERVICE)
+    assert (window.stable, window.versions, window.older, window.warm) == ("1.0.0", [], ["2.0.0"], ["2.0.0"])
+
+    writes = len(kube_double.writes(""))
+    assert not await target.revert(SERVICE, "1.0.0")
+    assert len(kube_double.writes("")) == writes
+
+
+async def test_revert_retried_after_a_failed_stable_rollout_converges(kube_double, target):
+    await release_and_promote(target)
+    kube_double.stuck.add(SERVICE)
+    with pytest.raises(TargetError, match="rollout of Deployment prod/gallery"):
+        await target.revert(SERVICE, "1.0.0")
+    assert weights(http_routes(kube_double)[-1]) == {"canary": 100}  # the warm version serves
+
+    kube_double.recover(PRODUCTION, SERVICE)
+    assert await target.revert(SERVICE, "1.0.0")
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
+    assert container(kube_double, PRODUCTION)["image"] == f"{IMAGE}:1.0.0"
+    assert container(kube_double, PRODUCTION, f"{SERVICE}-canary")["image"] == f"{IMAGE}:2.0.0"
+    assert annotation(kube_double, f"{SERVICE}-canary", "role") == "warm"
+
+
+async def test_revert_to_a_version_that_is_not_warm_is_refused(kube_double, target):
+    with pytest.raises(PermanentTargetError, match="gallery 0.9.0 is not warm: no canary Deployment exists"):
+        await target.revert(SERVICE, "0.9.0")
+    await run_canary(target)
+    with pytest.raises(PermanentTargetError, match="runs 2.0.0, a release's candidate"):
+        await target.revert(SERVICE, "2.0.0")
+    await target.set_traffic(traffic(100))
+    await target.promote(SERVICE)
+    with pytest.raises(PermanentTargetError, match="the warm version is 1.0.0"):
+        await target.revert(SERVICE, "0.9.0")
+    await target.retire(SERVICE, "1.0.0")
+    writes = len(kube_double.writes(""))
+    with pytest.raises(PermanentTargetError, match="gallery 1.0.0 is not warm"):
+        await target.revert(SERVICE, "1.0.0")
+    assert len(kube_double.writes("")) == writes
+
+
+async def test_rollback_window_keeps_the_release_env_of_the_versions_it_holds(kube_double, target):
+    await release_and_promote(target, keep=1, release_id="r-2")
+    assert await target.deploy(SERVICE, Slot.CANARY, "3.0.0", {"DB_PASSWORD": "secret://DB_PASSWORD"})
+    assert container(kube_double, PRODUCTION, f"{SERVICE}-canary")["env"] == [  # stable's env, not the warm one's
+        {"name": "LOG_LEVEL", "value": "info"}, {"name": "FEATURE_X", "value": "on"},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "gallery-secrets", "key": "DB_PASSWORD"}}}]
+    await target.wait_ready(SERVICE, Slot.CANARY, "3.0.0", lambda message: None)
+    await target.set_traffic(traffic(100))
+    assert await target.promote(SERVICE, release_id="r-3", keep=1) == "2.0.0"
+
+    window = await target.rollback_window(SERVICE)
+    assert window.stable == "3.0.0" and window.older == ["1.0.0"] and window.warm == ["2.0.0"]
+    [previous] = window.versions
+    assert (previous.version, previous.env, previous.release_id) == ("2.0.0", {"FEATURE_X": "on"}, "r-2")
+    assert "DB_PASSWORD" in annotation(kube_double, SERVICE, "history")  # the reference, never a value
+
+
+async def test_a_release_step_never_routes_traffic_to_the_warm_version(kube_double, target):
+    await release_and_promote(target)
+    with pytest.raises(PermanentTargetError, match="runs the warm previous version 1.0.0"):
+        await target.set_traffic(traffic(25))
+    assert weights(http_routes(kube_double)[-1]) == {"stable": 100}
+
+
+def test_history_is_bounded_in_versions_names_and_size():
+    history = History()
+    for number in range(30):
+        history = promoted(history, f"1.{number}.0", {}, f"r-{number}", f"1.{number - 1}.0" if number else None, 2)
+    assert [known.version for known in history.versions] == ["1.29.0", "1.28.0", "1.27.0"]
+    assert history.older == [f"1.{number}.0" for number in range(26, 6, -1)]
+
+    big = {f"VAR_{index}": "x" * 4000 for index in range(10)}
+    for version in ("2.0.0", "3.0.0"):
+        history = promoted(history, version, big, "r", None, 2)
+    assert [known.version for known in history.versions] == ["3.0.0"] and history.older[:2] == ["2.0.0", "1.29.0"]
+
+    history = reverted(promoted(History(), "2.0.0", {}, "r", "1.0.0", 2), "1.0.0", "2.0.0")
+    assert [known.version for known in history.versions] == ["1.0.0"] and history.older == ["2.0.0"]
+
+
+async def test_health_reads_the_deployments_that_run_the_version(kube_double, target):
+    assert (await target.health(SERVICE, "1.0.0")).healthy
+    assert await target.health(SERVICE, "0.9.0") == VersionHealth(version="0.9.0", healthy=False, detail="not running")
+
+    kube_double.stuck.add(f"{SERVICE}-canary")
+    await target.deploy(SERVICE, Slot.CANARY, "2.0.0", {})
+    sick = await target.health(SERVICE, "2.0.0")
+    assert not sick.healthy and sick.detail.startswith("Deployment prod/gallery-canary: 0 of 1 updated replicas available")
+
+    await target.stop(SERVICE, Slot.CANARY)
+    assert await target.health(SERVICE, "2.0.0") == VersionHealth(
+        version="2.0.0", healthy=False, detail="Deployment prod/gallery-canary: scaled to zero")
+
+
+async def test_the_warm_version_is_healthy_while_its_pods_are_ready(kube_double, target):
+    await release_and_promote(target)
+    assert await target.health(SERVICE, "1.0.0") == VersionHealth(
+        version="1.0.0", healthy=True, detail="Deployment prod/gallery-canary: 4 replicas ready")
 
 
 async def test_conflicts_and_server_errors_are_retried(kube_double, target):

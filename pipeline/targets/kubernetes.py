@@ -9,21 +9,30 @@ Where each slot runs (all names are the service's name, `<svc>`):
   namespace, installed by the platform team (see deploy/). A release never scales it
   down, so a rollback is only a routing change;
 - canary: Deployment `<svc>-canary` (labels app=<svc>, track=canary), made from the
-  stable Deployment's pod template with the new image, beside stable.
+  stable Deployment's pod template with the new image, beside stable. After a
+  promotion it is the warm slot: it runs the previous stable version, at stable's
+  replicas, without traffic, so that a revert starts with a routing change.
 
 A release's version is the image tag; the image repository is the stable
-Deployment's. promote() rolls the stable Deployment to the canary's image with the
+Deployment's. promote() scales the canary up to stable's size and routes all traffic
+to it, rolls the stable Deployment to the canary's image and env with the
 Deployment's own rolling-update strategy (maxUnavailable 0 and the
-PodDisruptionBudget are the service's constraints), then routes all traffic to
-stable and scales the canary to zero. The stable Deployment's annotation
-`release-pipeline.io/previous-version` remembers the version it replaced until
-retire() removes the leftovers (the scaled-down canary Deployment).
+PodDisruptionBudget are the service's constraints), routes all traffic to stable, and
+then points the canary Deployment at the version stable replaced: warm until
+retire() deletes it, or until revert() swaps the two back the same way
+(pipeline/targets/kubernetes_promotion.py). Annotations of the stable Deployment
+remember the replaced version and its container (`release-pipeline.io/previous-*`)
+and the promotion history behind the rollback window (`release-pipeline.io/history`,
+pipeline/targets/history.py); the canary Deployment's say whether it is a release's
+candidate or the warm previous version, and what env the candidate's release asked for.
 
 Every method reads the live objects and only writes what differs, so a retry after
 a crash finds the work done. Environment values `secret://NAME` become references to
-key NAME of the Secret `<svc>-secrets`: secret values never enter a pod spec. A
-release's env is checked again here (pipeline/decisions/service_env.py), so a request
-recorded before those rules tightened cannot put a loader variable into a pod.
+key NAME of the Secret `<svc>-secrets`: secret values never enter a pod spec. An env
+is always written whole (a strategic merge patch that replaces the list), so the
+variables of one version never linger in another's pods. A release's env is checked
+again here (pipeline/decisions/service_env.py), so a request recorded before those
+rules tightened cannot put a loader variable into a pod.
 """
 
 from __future__ import annotations
@@ -45,22 +54,25 @@ from pipeline.routers import router_for
 from pipeline.routers.base import Split
 from pipeline.routers.owned import OwnedEntries
 from pipeline.suites import load_catalog, missing_suites
-from pipeline.targets.base import Progress, no_progress, split_of
+from pipeline.targets.base import Progress, split_of
 from pipeline.targets.deployments import (
-    PREVIOUS_ANNOTATION,
     REPLICAS_ANNOTATION,
+    WARM,
     Deployment,
     annotations,
     canary_deployment,
+    candidate_marks,
     clean,
+    container_change,
     main_container,
     merged_env,
     past_progress_deadline,
-    patchable,
+    role,
     rollout_problem,
-    tag_of,
+    runs,
     with_tag,
 )
+from pipeline.targets.kubernetes_promotion import Promoting
 
 log = structlog.get_logger()
 
@@ -71,7 +83,7 @@ CLUSTER_ACCESS = [("", "namespaces", ("get",))]
 grants exactly these; tests/test_manifests.py checks that it does."""
 
 
-class KubernetesTarget:
+class KubernetesTarget(Promoting):
     name = "kubernetes"
 
     def __init__(self, kube: Kube):
@@ -94,7 +106,7 @@ class KubernetesTarget:
             missing = missing_suites(service, suites, load_catalog())
         except (OSError, ValueError) as error:
             raise PermanentTargetError(f"the worker's suite catalog is unreadable: {error}") from error
-        return PreflightReport(stable_version=tag_of(main_container(stable, service)["image"]), missing_suites=missing)
+        return PreflightReport(stable_version=runs(stable, service), missing_suites=missing)
 
     async def deploy(self, service: str, slot: Slot, version: str, env: dict[str, str]) -> bool:
         if slot not in (Slot.STAGING, Slot.CANARY):
@@ -116,7 +128,7 @@ class KubernetesTarget:
         deadline = time.monotonic() + self._settings.rollout_timeout_seconds
         while True:
             deployment = await self._read(namespace, name)
-            running = tag_of(main_container(deployment, service)["image"])
+            running = runs(deployment, service)
             if running != version:
                 raise PermanentTargetError(f"Deployment {namespace}/{name} runs {running}, not {version}")
             problem = rollout_problem(deployment)
@@ -157,34 +169,9 @@ class KubernetesTarget:
         log.info("slot.stopped", service=service, slot=slot.value, deployment=f"{namespace}/{name}")
         return True
 
-    async def promote(self, service: str, progress: Progress = no_progress) -> str | None:
-        namespace = self._settings.namespace
-        stable = await self._read(namespace, service)
-        canary = await self._read_optional(namespace, f"{service}-canary")
-        if canary is None:
-            return annotations(stable).get(PREVIOUS_ANNOTATION)  # promoted and retired before
-        version = tag_of(main_container(canary, service)["image"])
-        previous = await self._roll_stable_to(service, stable, main_container(canary, service))
-        await self.wait_ready(service, Slot.STABLE, version, progress)
-        await self._route(service, Split(canary_weight=0), reason="promote")
-        await self.stop(service, Slot.CANARY)
-        log.info("canary.promoted", service=service, version=version, previous=previous)
-        return previous
-
-    async def retire(self, service: str, version: str) -> bool:
-        namespace, canary = self._settings.namespace, f"{service}-canary"
-        stable = await self._read(namespace, service)
-        if annotations(stable).get(PREVIOUS_ANNOTATION) != version:
-            return False
-        await self._kube.call(f"delete Deployment {namespace}/{canary}", _ignoring(
-            404, lambda: self._kube.apps.delete_namespaced_deployment(canary, namespace)))
-        await self._patch(namespace, service, {"metadata": {"annotations": {PREVIOUS_ANNOTATION: None}}})
-        log.info("version.retired", service=service, version=version)
-        return True
-
     async def stable_version(self, service: str) -> str | None:
         stable = await self._read_optional(self._settings.namespace, service)
-        return tag_of(main_container(stable, service)["image"]) if stable else None
+        return runs(stable, service) if stable else None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -192,54 +179,53 @@ class KubernetesTarget:
         namespace = self._settings.staging_namespace
         live = await self._read(namespace, service)
         replicas = live["spec"].get("replicas") or int(annotations(live).get(REPLICAS_ANNOTATION, "1"))
-        return await self._update_version(namespace, service, live, service, image, env, replicas)
+        env_list = merged_env(main_container(live, service).get("env", []), env, service)
+        return await self._converge(namespace, service, live, service, image=image, env=env_list, replicas=replicas)
 
     async def _deploy_canary(self, service: str, stable: Deployment, image: str, env: dict[str, str]) -> bool:
+        """The candidate: made from stable's pod template, or an existing canary
+        Deployment (a warm previous version, a stopped canary) given stable's env with
+        the release's."""
         namespace, name = self._settings.namespace, f"{service}-canary"
-        replicas = self._settings.canary_replicas
+        replicas, marks = self._settings.canary_replicas, candidate_marks(env)
         live = await self._read_optional(namespace, name)
         if live is not None:
-            return await self._update_version(namespace, name, live, service, image, env, replicas)
-        body = canary_deployment(service, stable, image, env, replicas)
+            env_list = merged_env(main_container(stable, service).get("env", []), env, service)
+            return await self._converge(namespace, name, live, service, image=image, env=env_list, replicas=replicas,
+                                        marks=marks)
+        body = canary_deployment(service, stable, image, env, replicas, marks)
         await self._kube.call(f"create Deployment {namespace}/{name}", _ignoring(
             409, lambda: self._kube.apps.create_namespaced_deployment(namespace, body)))
         return True
 
-    async def _update_version(
-        self, namespace: str, name: str, live: Deployment, service: str, image: str, env: dict[str, str],
-        replicas: int,
+    async def _converge(
+        self, namespace: str, name: str, live: Deployment, service: str, *, image: str, env: list[dict[str, Any]],
+        replicas: int, marks: dict[str, str | None] | None = None,
     ) -> bool:
-        """Set image, env and replicas of a Deployment's main container; False when they already were so."""
+        """Set image, env (exactly), replicas and annotations (None removes one) of a
+        Deployment; False when they already were so."""
+        marks = marks or {}
         container = main_container(live, service)
-        env_list = merged_env(container.get("env", []), env, service)
-        if (container["image"], clean(container.get("env", [])), live["spec"].get("replicas")) == (
-                image, clean(env_list), replicas):
+        current = (container["image"], clean(container.get("env", [])), live["spec"].get("replicas"),
+                   {key: annotations(live).get(key) for key in marks})
+        if current == (image, clean(env), replicas, marks):
             return False
-        await self._patch(namespace, name, {"spec": {
-            "replicas": replicas,
-            "template": {"spec": {"containers": [{"name": container["name"], "image": image, "env": env_list}]}},
-        }})
+        body: dict[str, Any] = {"spec": {
+            "replicas": replicas, "template": {"spec": {"containers": [container_change(container["name"], image, env)]}},
+        }}
+        if marks:
+            body["metadata"] = {"annotations": marks}
+        await self._patch(namespace, name, body)
         return True
 
-    async def _roll_stable_to(self, service: str, stable: Deployment, canary_container: dict[str, Any]) -> str | None:
-        """Start the rolling update of stable to the canary's image and env; returns the
-        version it replaces (from the annotation, when a retry finds it already started)."""
-        container = main_container(stable, service)
-        current, wanted = tag_of(container["image"]), tag_of(canary_container["image"])
-        if current == wanted:
-            return annotations(stable).get(PREVIOUS_ANNOTATION)
-        env_list = [patchable(entry) for entry in clean(canary_container.get("env", []))]
-        await self._patch(self._settings.namespace, service, {
-            "metadata": {"annotations": {PREVIOUS_ANNOTATION: current}},
-            "spec": {"template": {"spec": {"containers": [
-                {"name": container["name"], "image": with_tag(container["image"], wanted), "env": env_list}
-            ]}}},
-        })
-        return current
-
     async def _require_ready_canary(self, service: str) -> None:
+        """A release's traffic goes to its candidate only: never to the warm previous
+        version (a forward step retried after the promotion would send traffic back)."""
         namespace, name = self._location(service, Slot.CANARY)
         canary = await self._read_optional(namespace, name)
+        if canary is not None and role(canary) == WARM:
+            raise PermanentTargetError(f"Deployment {namespace}/{name} runs the warm previous version "
+                                       f"{runs(canary, service)}: a release's traffic does not go to it")
         if canary is None or not canary["spec"].get("replicas") or rollout_problem(canary) is not None:
             raise PermanentTargetError(f"{service} has no ready canary (Deployment {namespace}/{name}) to send traffic to")
 
@@ -292,6 +278,10 @@ class KubernetesTarget:
     async def _patch(self, namespace: str, name: str, body: dict[str, Any]) -> None:
         await self._kube.call(f"patch Deployment {namespace}/{name}", lambda: self._kube.apps.patch_namespaced_deployment(
             name, namespace, body, _content_type=STRATEGIC_MERGE_PATCH))
+
+    async def _delete(self, namespace: str, name: str) -> None:
+        await self._kube.call(f"delete Deployment {namespace}/{name}", _ignoring(
+            404, lambda: self._kube.apps.delete_namespaced_deployment(name, namespace)))
 
 
 @cache
