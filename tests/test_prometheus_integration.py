@@ -39,6 +39,7 @@ PROMETHEUS_POLICY = {
     "steps": [50, 100],
     "step_interval_seconds": 3,
     "retire_delay_seconds": 1,
+    "bake_seconds": 0,
     "min_requests": 5,
     "test_suites": ["unit"],
     "required_approvals": [],

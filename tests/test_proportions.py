@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pipeline.decisions.baseline import compare_proportions, judge_baseline, uses_proportions
+from pipeline.decisions.baseline import compare_proportions, judge_baseline
 from pipeline.models import BaselinePolicy, Comparison, Direction, Metric, Observation, Verdict, VersionMetrics
 
 
@@ -100,4 +100,4 @@ def test_either_direction_fails_a_change_both_ways(canary, stable):
     ],
 )
 def test_auto_compares_counted_rates_as_proportions(metric, test, expected):
-    assert uses_proportions(metric, Comparison(test=test)) is expected
+    assert Comparison(test=test).uses_proportions(metric) is expected

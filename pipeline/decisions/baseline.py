@@ -15,7 +15,7 @@ import math
 
 from scipy.stats import mannwhitneyu
 
-from pipeline.decisions.proportions import COUNTED_RATES, count_gap, counted, fisher_p_value
+from pipeline.decisions.proportions import count_gap, counted, fisher_p_value
 from pipeline.models import (
     BaselinePolicy,
     BaselineScore,
@@ -44,16 +44,11 @@ def judge_baseline(
     return score(results, policy, against=against)
 
 
-def uses_proportions(metric: Metric, rule: Comparison) -> bool:
-    """A rule's named test wins; "auto" compares the rates in `COUNTED_RATES` as proportions."""
-    return rule.test == "proportions" or (rule.test == "auto" and metric in COUNTED_RATES)
-
-
 def compare_metric(
     metric: Metric, rule: Comparison, observation: Observation, policy: BaselinePolicy, *, min_requests: int
 ) -> ComparisonResult:
     canary, stable = observation.canary, observation.stable
-    if uses_proportions(metric, rule):
+    if rule.uses_proportions(metric):
         return compare_proportions(
             metric, canary, stable, rule, confidence=policy.confidence, min_requests=min_requests
         )
@@ -71,7 +66,7 @@ def evidence_gap(
     side: VersionMetrics, metric: Metric, rule: Comparison, policy: BaselinePolicy, *, min_requests: int
 ) -> str | None:
     """Why one side has too little evidence for `metric`'s test, or None when it has enough."""
-    if uses_proportions(metric, rule):
+    if rule.uses_proportions(metric):
         return count_gap(side, metric, min_requests)
     finite = len(_finite(side.samples.get(metric, [])))
     return None if finite >= policy.min_samples else f"{finite} finite samples, {policy.min_samples} needed"

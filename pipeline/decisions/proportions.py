@@ -18,11 +18,6 @@ from scipy.stats import fisher_exact
 
 from pipeline.models import Metric, VersionMetrics
 
-COUNTED_RATES = frozenset({Metric.ERROR_RATE, Metric.UPLOAD_FAILURE_RATE, Metric.FILE_CORRUPTION_RATE})
-"""Metrics that are a share of counted bad events, compared as proportions unless a
-rule names its test: a `Comparison.test` of "auto" picks Fisher's exact for these and
-Mann-Whitney for every other metric."""
-
 
 @dataclass(frozen=True)
 class Proportion:

@@ -48,6 +48,7 @@ DEMO_POLICY = {
     "steps": [25, 50, 75, 100],
     "step_interval_seconds": 6,
     "retire_delay_seconds": 2,
+    "bake_seconds": 9,
 }
 DEMO_GATES = {
     "groups": {"release-managers": ["bob", "carol"]},

@@ -81,6 +81,16 @@ class Comparison(Input):
     weight: float = Field(1.0, gt=0)
     critical: bool = Field(False, description="a failure fails the whole comparison, whatever the score")
 
+    def uses_proportions(self, metric: Metric) -> bool:
+        """A rule's named test wins; "auto" compares the rates in COUNTED_RATES as proportions."""
+        return self.test == "proportions" or (self.test == "auto" and metric in COUNTED_RATES)
+
+
+COUNTED_RATES = frozenset({Metric.ERROR_RATE, Metric.UPLOAD_FAILURE_RATE, Metric.FILE_CORRUPTION_RATE})
+"""Metrics that are a share of counted bad events, compared as proportions unless a
+rule names its test: a `Comparison.test` of "auto" picks Fisher's exact for these and
+Mann-Whitney for every other metric."""
+
 
 class BaselinePolicy(Input):
     """Kayenta-style scoring of the per-metric comparisons (defaults as Kayenta's)."""
@@ -92,6 +102,10 @@ class BaselinePolicy(Input):
     marginal_score: float = Field(75, ge=0, le=100)
     severity: Severity = Severity.FAST
     sample_seconds: int = Field(5, ge=1, le=3600, description="resolution of the samples a provider returns")
+
+    def sampled_metrics(self) -> list[Metric]:
+        """The metrics compared with a rank test, which needs the provider's raw samples."""
+        return [metric for metric, rule in self.metrics.items() if not rule.uses_proportions(metric)]
 
     @model_validator(mode="after")
     def _scores_ordered(self) -> BaselinePolicy:
@@ -250,7 +264,9 @@ class ReleaseRequest(Input):
         """Caught here, a provider that cannot serve the release fails it before staging,
         not at its first analysis (or, for a baseline, as endless inconclusive checks)."""
         problem = metrics_provider_problem(
-            self.target, self.policy.metrics_provider, needs_samples=self.policy.baseline is not None
+            self.target,
+            self.policy.metrics_provider,
+            needs_samples=self.policy.baseline is not None and bool(self.policy.baseline.sampled_metrics()),
         )
         if problem:
             raise ValueError(problem)

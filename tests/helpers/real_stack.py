@@ -30,6 +30,7 @@ FAST_POLICY = {
     "steps": [50, 100],
     "step_interval_seconds": 4,
     "retire_delay_seconds": 1,
+    "bake_seconds": 4,
     "min_requests": 5,
     "test_suites": ["integration", "e2e"],
 }
@@ -41,6 +42,7 @@ QUICK_POLICY = {
     "steps": [100],
     "step_interval_seconds": 2,
     "retire_delay_seconds": 1,
+    "bake_seconds": 2,
     "min_requests": 5,
     "test_suites": ["unit"],
     "required_approvals": [],

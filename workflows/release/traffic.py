@@ -122,7 +122,7 @@ class Traffic:
             provider=policy.metrics_provider,
             queries=policy.queries,
             metrics=list(dict.fromkeys([*policy.thresholds, *baseline.metrics, *policy.recorded_metrics])),
-            sampled=list(baseline.metrics),
+            sampled=baseline.sampled_metrics(),
             sample_seconds=baseline.sample_seconds,
             namespace=policy.namespace,
             canary_version=self._request.version,
