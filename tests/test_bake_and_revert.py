@@ -144,3 +144,9 @@ async def test_bake_without_a_pre_release_baseline_still_checks_thresholds(world
     world.promoted_health = FAILING
     result = await (await start(RELEASE)).result()
     assert result.outcome is Outcome.ROLLED_BACK and result.after_promotion
+
+
+async def test_a_warm_version_outside_the_window_may_be_returned_to(world: FakeWorld, start):
+    world.window = world.window.model_copy(update={"warm": ["0.7.0"]})
+    result = await (await start(revert("0.7.0"))).result()
+    assert result.outcome is Outcome.REVERTED and result.revert.warm and world.called("revert_version") == ["0.7.0"]

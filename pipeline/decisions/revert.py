@@ -23,8 +23,10 @@ class RevertPlan:
 
 def plan_revert(window: RollbackWindow, service: str, to_version: str | None) -> RevertPlan:
     """The version to return to: `to_version`, or without one the newest version
-    promoted before stable. Refused when there is no stable version, when the version
-    already is stable, is outside the window, or was never promoted."""
+    promoted before stable. A version still warm may always be returned to (the one a
+    revert just left, for instance: going back is a routing change). Refused when
+    there is no stable version, when the version already is stable, is outside the
+    window and not warm, or was never promoted."""
     if window.stable is None:
         raise RevertRefused(f"{service} has no stable version: there is nothing to revert")
     if to_version == window.stable:
@@ -36,6 +38,8 @@ def plan_revert(window: RollbackWindow, service: str, to_version: str | None) ->
         to_version = window.versions[0].version
     if to_version in kept:
         return RevertPlan(version=to_version, warm=to_version in window.warm, env=dict(kept[to_version].env))
+    if to_version in window.warm:
+        return RevertPlan(version=to_version, warm=True)
     in_window = ", ".join(kept) or "none"
     if to_version in window.older:
         raise RevertRefused(
