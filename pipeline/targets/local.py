@@ -1,12 +1,14 @@
 """The local deploy target: each version runs as a detached process of the sample
 gallery service, and Traefik splits traffic between the stable and canary ones.
 
-State is one JSON file per service in the state directory, naming the process in
-each slot (staging, canary, stable, and `previous`: the stable version a promote
-replaced, idle until retired). Every method is safe to retry after a crash at any
-point: it compares the state and the live processes with what is asked and only
-does what is missing. A process is only killed while /proc shows it still runs
-with its instance id, so a recycled pid is never killed.
+State is one JSON file per service (pipeline/targets/local_state.py): the process
+in each slot (staging, canary, stable, and `previous`: the stable version a promote or
+revert replaced, warm until retired), the routing, and the rollback window. Every
+method is safe to retry after a crash at any point: it compares the state and the
+live processes with what is asked and only does what is missing. A process is only
+stopped while /proc shows it still runs with its instance id, so a recycled pid is
+never signalled; and only after it was taken out of the router and drained
+(pipeline/targets/local_handover.py), so that no request fails on the way.
 
 A service process gets a minimal base environment (BASE_VARIABLES, LC_*), the
 release's env checked by env_problems, and its `secret://NAME` references read from
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import sys
 import time
@@ -28,64 +29,32 @@ from pathlib import Path
 
 import httpx
 import structlog
-from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.catalog import TARGETS
-from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.decisions.fencing import fence_of, is_stale
+from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.errors import PermanentTargetError, TargetError
-from pipeline.local.env import (
-    LocalEnvironment,
-    is_ours,
-    launch_detached,
-    processes_marked,
-    terminate,
-    write_atomically,
-)
-from pipeline.models import (
-    SERVICE_PATTERN,
-    PreflightReport,
-    Slot,
-    TrafficFence,
-    TrafficRequest,
-)
+from pipeline.local.env import LocalEnvironment, launch_detached, processes_marked, terminate
+from pipeline.models import PreflightReport, RollbackWindow, Slot, TrafficRequest, VersionHealth
 from pipeline.routers import router_for
 from pipeline.routers.base import Split, TrafficRouter
 from pipeline.suites import load_catalog, missing_suites
 from pipeline.targets.base import Progress, no_progress, split_of
+from pipeline.targets.local_handover import STOP_GRACE_SECONDS, sends_traffic_to, wait_drained, without
+from pipeline.targets.local_state import PREVIOUS, ServiceState, SlotProcess, StateFiles
 
 log = structlog.get_logger()
 
-PREVIOUS = "previous"
 ROUTER = TARGETS["local"].router
 """The local target routes with Traefik, in the local environment."""
 READY_TIMEOUT_SECONDS = 60.0
 READY_POLL_SECONDS = 0.5
+HEALTH_TIMEOUT_SECONDS = 2.0
 LOG_TAIL_LINES = 5
 BASE_VARIABLES = ("PATH", "LANG", "TZ")
 """Taken from the worker for every service process, with its LC_* variables. The sample
 service needs nothing more to import pipeline.gallery.app: this venv's interpreter finds
 the installed package on its own."""
-
-
-class SlotProcess(BaseModel):
-    pid: int
-    port: int
-    version: str
-    instance_id: str
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def is_running(self) -> bool:
-        return is_ours(self.pid, self.instance_id)
-
-
-class ServiceState(BaseModel):
-    slots: dict[str, SlotProcess] = Field(default_factory=dict)
-    traffic_fence: TrafficFence | None = None
 
 
 class LocalTarget:
@@ -100,6 +69,7 @@ class LocalTarget:
         self.env = env or LocalEnvironment.from_env()
         self._router = router or router_for(ROUTER, self.env)
         self._ready_timeout_seconds = ready_timeout_seconds
+        self._states = StateFiles(self.env.services_dir)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @classmethod
@@ -121,15 +91,15 @@ class LocalTarget:
             raise PermanentTargetError(f"the local target refuses the release's env: {'; '.join(problems)}")
         service_env = {**_base_environment(), **_resolve_secrets(env)}
         async with self._locks[service]:
-            state = self._load(service)
+            state = self._states.load(service)
             current = state.slots.get(slot)
             if current and current.version == version and current.env == env and current.is_running():
                 return False
             await self._stop_orphans(service, slot, state)
             if current:
-                await terminate(current.pid, current.instance_id)
+                await self._hand_over(service, state, current, reason=f"replaced in {slot}")
             state.slots[slot] = await self._start(service, slot, version, env, service_env)
-            self._save(service, state)
+            self._states.save(service, state)
             return True
 
     async def wait_ready(
@@ -159,7 +129,7 @@ class LocalTarget:
     async def set_traffic(self, request: TrafficRequest) -> bool:
         service = request.ref.service
         async with self._locks[service]:
-            state = self._load(service)
+            state = self._states.load(service)
             if is_stale(state.traffic_fence, request):
                 log.warning("traffic.stale_change_ignored", service=service, release_id=request.ref.release_id,
                             sequence=request.sequence, applied=state.traffic_fence.sequence)
@@ -168,61 +138,116 @@ class LocalTarget:
             if canary is None and (request.canary_weight > 0 or request.segments_to_canary):
                 raise PermanentTargetError(f"{service} has no canary to send traffic to")
             split = split_of(request, stable.url if stable else None, canary.url if canary else None)
-            changed = await self._route(service, split, release_id=request.ref.release_id)
+            changed = await self._route(service, state, split, release_id=request.ref.release_id)
             state.traffic_fence = fence_of(request)
-            self._save(service, state)
+            self._states.save(service, state)
             return changed
 
     async def stop(self, service: str, slot: Slot) -> bool:
         async with self._locks[service]:
-            state = self._load(service)
-            process = state.slots.pop(slot, None)
+            state = self._states.load(service)
+            process = state.slots.get(slot)
             if process is None:
                 return False
-            stopped = await terminate(process.pid, process.instance_id)
-            self._save(service, state)
+            stopped = await self._hand_over(service, state, process, reason=f"{slot} stopped")
+            del state.slots[slot]
+            self._states.save(service, state)
             log.info("slot.stopped", service=service, slot=slot, version=process.version, was_running=stopped)
             return stopped
 
-    async def promote(self, service: str, progress: Progress = no_progress) -> str | None:
-        """Re-points traffic at the running canary process: nothing to wait for."""
+    async def promote(
+        self, service: str, progress: Progress = no_progress, *, release_id: str = "", keep: int = 2
+    ) -> str | None:
+        """Re-points traffic at the running canary process: nothing to wait for. The
+        promotion is recorded with the state it changes, in one write, so a retry never
+        records it twice."""
         async with self._locks[service]:
-            state = self._load(service)
+            state = self._states.load(service)
             canary, stable = state.slots.get(Slot.CANARY), state.slots.get(Slot.STABLE)
             if canary is None:
                 return self._already_promoted(service, state)
             if not canary.is_running():
                 raise PermanentTargetError(f"the canary of {service} ({canary.version}) is not running")
-            await self._route(service, Split(canary_weight=0, stable_url=canary.url), reason="promote")
+            await self._route(service, state, Split(canary_weight=0, stable_url=canary.url), reason="promote")
+            state.record_promotion(canary, release_id, keep)
             if stable:
                 await self._retire_superseded(service, state)
                 state.slots[PREVIOUS] = stable
             state.slots[Slot.STABLE] = state.slots.pop(Slot.CANARY)
-            self._save(service, state)
+            self._states.save(service, state)
             log.info("canary.promoted", service=service, version=canary.version,
                      previous=stable.version if stable else None)
             return stable.version if stable else None
 
+    async def revert(self, service: str, version: str, progress: Progress = no_progress) -> bool:
+        """Re-points traffic at the warm previous process and swaps the two: the version
+        it replaces stays warm in `previous` until retired.
+
+        The window after a revert: `version` is stable again, the window's other versions
+        stay, and the version reverted from leaves it (into `older`, see
+        pipeline/targets/history.py), so that a later revert to "the newest in the
+        window" goes further back instead of onto it. Named explicitly, it can still be
+        reverted to while it is warm.
+
+        The traffic fence is left as it is: set_traffic only ever routes to the stable
+        and canary slots, and the version reverted from now sits in `previous`, so no
+        traffic change of the release, however late, can send traffic back to it."""
+        async with self._locks[service]:
+            state = self._states.load(service)
+            stable, previous = state.slots.get(Slot.STABLE), state.slots.get(PREVIOUS)
+            if stable and stable.version == version:
+                return False
+            if previous is None or previous.version != version or not previous.is_running():
+                raise PermanentTargetError(self._not_warm(service, version, state))
+            await self._route(service, state, Split(canary_weight=0, stable_url=previous.url), reason="revert")
+            state.record_revert(previous)
+            state.slots[Slot.STABLE] = state.slots.pop(PREVIOUS)
+            if stable:
+                state.slots[PREVIOUS] = stable
+            self._states.save(service, state)
+            log.info("version.reverted", service=service, version=version, previous=stable.version if stable else None)
+            return True
+
+    async def rollback_window(self, service: str) -> RollbackWindow:
+        return self._states.load(service).window()
+
+    async def health(self, service: str, version: str) -> VersionHealth:
+        """Asks the readiness check of the slot that runs `version`, among stable,
+        previous and canary."""
+        slots = self._states.load(service).slots
+        running = [
+            (slot, slots[slot]) for slot in (Slot.STABLE, PREVIOUS, Slot.CANARY)
+            if slot in slots and slots[slot].version == version and slots[slot].is_running()
+        ]
+        if not running:
+            return VersionHealth(version=version, healthy=False, detail="not running")
+        slot, process = running[0]
+        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS) as client:
+            problem = await self._readiness_problem(client, process)
+        return VersionHealth(version=version, healthy=problem is None, detail=problem or f"ready in {slot}")
+
     async def retire(self, service: str, version: str) -> bool:
         async with self._locks[service]:
-            state = self._load(service)
+            state = self._states.load(service)
             previous = state.slots.get(PREVIOUS)
             if previous is None or previous.version != version:
                 return False
-            stopped = await terminate(previous.pid, previous.instance_id)
+            stopped = await self._hand_over(service, state, previous, reason="retired")
             del state.slots[PREVIOUS]
-            self._save(service, state)
+            self._states.save(service, state)
             log.info("version.retired", service=service, version=version, was_running=stopped)
             return stopped
 
     async def stable_version(self, service: str) -> str | None:
-        stable = self._load(service).slots.get(Slot.STABLE)
+        stable = self._states.load(service).slots.get(Slot.STABLE)
         return stable.version if stable else None
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _route(self, service: str, split: Split, **context: str) -> bool:
+    async def _route(self, service: str, state: ServiceState, split: Split, **context: str) -> bool:
+        """Apply `split` and note it in `state`, which the caller saves."""
         changed = await self._router.apply(service, split)
+        state.routing = split
         if changed:
             log.info("traffic.applied", router=ROUTER, service=service, canary_weight=split.canary_weight,
                      segments_to_canary=split.segments_to_canary, stable_url=split.stable_url,
@@ -241,8 +266,28 @@ class LocalTarget:
         version takes its place: stop it rather than lose track of it."""
         superseded = state.slots.pop(PREVIOUS, None)
         if superseded:
-            await terminate(superseded.pid, superseded.instance_id)
+            await self._hand_over(service, state, superseded, reason="superseded")
             log.info("version.retired", service=service, version=superseded.version, reason="superseded")
+
+    async def _hand_over(self, service: str, state: ServiceState, process: SlotProcess, reason: str) -> bool:
+        """Stop `process` without failing a request: take it out of the router if the
+        routing still sends it traffic (the workflow normally routed it 0% already),
+        wait until it drained, then SIGTERM. False when it was not running."""
+        if state.routing and sends_traffic_to(state.routing, process.url):
+            await self._route(service, state, without(state.routing, process.url), reason=f"{process.version} {reason}")
+        if not process.is_running():
+            return False
+        await wait_drained(process.url)
+        return await terminate(process.pid, process.instance_id, STOP_GRACE_SECONDS)
+
+    def _not_warm(self, service: str, version: str, state: ServiceState) -> str:
+        window = state.window()
+        if any(entry.version == version for entry in window.versions):
+            return (f"{version} of {service} is no longer warm (its process is gone): "
+                    "revert to it by running it again (deploy, wait ready, promote)")
+        if version in window.older:
+            return f"{version} of {service} is outside the rollback window; its configuration is no longer kept"
+        return f"{version} was never promoted for {service}"
 
     async def _start(
         self, service: str, slot: Slot, version: str, env: dict[str, str], service_env: dict[str, str]
@@ -276,7 +321,7 @@ class LocalTarget:
         return None if response.status_code == 200 else f"/health/ready answered {response.status_code}"
 
     def _process(self, service: str, slot: Slot) -> SlotProcess:
-        process = self._load(service).slots.get(slot)
+        process = self._states.load(service).slots.get(slot)
         if process is None:
             raise PermanentTargetError(f"nothing runs in {slot} of {service}")
         return process
@@ -293,22 +338,6 @@ class LocalTarget:
         except FileNotFoundError:
             return "(no log)"
         return " | ".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
-
-    def _state_path(self, service: str) -> Path:
-        if not re.match(SERVICE_PATTERN, service):
-            raise PermanentTargetError(f"{service!r} is not a valid service name")
-        return self.env.services_dir / f"{service}.json"
-
-    def _load(self, service: str) -> ServiceState:
-        try:
-            return ServiceState.model_validate_json(self._state_path(service).read_text())
-        except FileNotFoundError:
-            return ServiceState()
-        except ValidationError as error:
-            raise PermanentTargetError(f"state of {service} is corrupt: {error}") from error
-
-    def _save(self, service: str, state: ServiceState) -> None:
-        write_atomically(self._state_path(service), state.model_dump_json(indent=2))
 
 
 def _base_environment() -> dict[str, str]:
