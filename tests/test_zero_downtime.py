@@ -91,6 +91,7 @@ async def test_rare_canary_errors_against_an_error_free_stable_are_caught_by_the
         "steps": [50, 100],
         "canary_duration_seconds": 150,
         "analysis_interval_seconds": 30,
+        "step_interval_seconds": 30,
         "thresholds": {"error_rate": {"max": 0.05}},
         "baseline": {"metrics": {"error_rate": {"test": "proportions"}}},
     }
@@ -99,6 +100,8 @@ async def test_rare_canary_errors_against_an_error_free_stable_are_caught_by_the
         result = await approve_all(await start_release(stack, "5.0.0", policy, env={"GALLERY_ERROR_RATE": "0.01"}))
 
     assert result.outcome is Outcome.ROLLED_BACK, result.reason
-    assert result.breach is None and "Fisher" in result.reason, result.reason
+    assert result.last_analysis.phase == "canary" and "worse than stable: Fisher's exact" in result.reason, result.reason
+    assert result.breach.metric == "error_rate" and result.breach.value < 0.05, "the threshold alone would have passed it"
     comparison = result.last_analysis.baseline.metrics[0]
+    assert comparison.reason.startswith("Fisher's exact") and comparison.verdict == "fail", comparison.reason
     assert comparison.stable_mean == 0 and comparison.canary_mean > 0

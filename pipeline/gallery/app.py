@@ -4,7 +4,9 @@
 
 Faults are injected through the environment so that a release can be made to fail:
 GALLERY_ERROR_RATE (0..1 share of requests answered 500), GALLERY_LATENCY_MS (added
-to each request) and GALLERY_READY_DELAY_SECONDS (readiness fails until then).
+to each request), GALLERY_READY_DELAY_SECONDS (readiness fails until then) and
+GALLERY_FAULTS_AFTER_SECONDS (errors and latency start that long after the process
+does: a slow leak that passes the canary and that only a bake catches).
 Health and platform endpoints are operational and never get injected faults.
 
 It stops gracefully, for a hand-over without failed requests: GET /platform/inflight
@@ -55,6 +57,7 @@ class Faults:
     error_rate: float = 0.0
     latency_ms: float = 0.0
     ready_delay_seconds: float = 0.0
+    after_seconds: float = 0.0
 
 
 def parse_faults(environ: dict[str, str]) -> Faults:
@@ -64,6 +67,7 @@ def parse_faults(environ: dict[str, str]) -> Faults:
         error_rate=min(max(error_rate, 0.0), 1.0),
         latency_ms=max(float(environ.get("GALLERY_LATENCY_MS", "0") or 0), 0.0),
         ready_delay_seconds=max(float(environ.get("GALLERY_READY_DELAY_SECONDS", "0") or 0), 0.0),
+        after_seconds=max(float(environ.get("GALLERY_FAULTS_AFTER_SECONDS", "0") or 0), 0.0),
     )
 
 
@@ -215,6 +219,8 @@ class GalleryHandler(BaseHTTPRequestHandler):
     def _inject_faults(self) -> bool:
         """Apply latency; answer 500 and return True for the configured share of requests."""
         faults = self.gallery.faults
+        if time.monotonic() - self.gallery.started_at < faults.after_seconds:
+            return False
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
         if random.random() < faults.error_rate:
