@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from pipeline.decisions.calendar import evaluate
 from pipeline.gates import GatesConfigError, load_gates_config, release_gates
+from pipeline.http import http_client
 from pipeline.logging import release_logger
 from pipeline.models import (
     CalendarRequest,
@@ -97,7 +98,7 @@ async def _read_live_activity(ref: ServiceRef, check: LiveActivityCheck) -> Live
             return LiveActivityReport(clear=True, detail="no stable version serves users yet")
         url = url.replace(STABLE_PLACEHOLDER, target.endpoint(ref.service, Slot.STABLE))
     try:
-        async with httpx.AsyncClient(timeout=check.timeout_seconds) as client:
+        async with http_client(timeout=check.timeout_seconds) as client:
             response = await client.get(url)
         if not response.is_success:
             raise ValueError(f"HTTP {response.status_code}")

@@ -10,7 +10,7 @@
 
 Each run releases a version whose faults start 20 s after it does (a slow leak:
 canary and step pass, bake catches it), then a good version, then reverts cold to the
-first version and warm back to the good one.
+version the good one replaced (retired after the bake) and warm back to the good one.
 
     .venv/bin/python -m benchmarks.after_promotion [--runs 3]
 """
@@ -94,13 +94,15 @@ async def main(runs: int) -> None:
     async with local_stack(bench_environment()) as stack:
         await install_first_release(stack)
         async with LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=50) as load:
+            stable = "1.0.0"
             for run in range(runs):
                 leaking, good = f"2.{run}.0", f"3.{run}.0"
                 faulty.add(leaking)
                 bake.append(await bake_breach_to_previous(stack, leaking))
                 assert (await (await release(stack, good, POLICY)).result()).outcome is Outcome.PROMOTED
-                cold.append(await revert(stack, "1.0.0", "promote_version"))
+                cold.append(await revert(stack, stable, "promote_version"))
                 warm.append(await revert(stack, good, "revert_version"))
+                stable = good
                 print(f"run {run + 1}: bake breach {bake[-1]:.2f} s, cold revert {cold[-1]:.2f} s, "
                       f"warm revert {warm[-1]:.2f} s", flush=True)
         failed = failed_requests(load, faulty)

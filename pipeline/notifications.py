@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 
+from pipeline.http import http_client
 from pipeline.models import Notification, Webhook
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -33,7 +34,7 @@ def render(notification: Notification, format: str) -> dict:
 async def deliver(webhook: Webhook, url: str, notification: Notification) -> None:
     key = f"{notification.release_id}/{notification.sequence}/{webhook.name}"
     try:
-        async with httpx.AsyncClient(timeout=webhook.timeout_seconds) as client:
+        async with http_client(timeout=webhook.timeout_seconds) as client:
             response = await client.post(url, json=render(notification, webhook.format), headers={IDEMPOTENCY_HEADER: key})
     except httpx.TimeoutException:
         raise DeliveryFailed(f"webhook {webhook.name}: no answer within {webhook.timeout_seconds:g}s") from None

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pipeline import search_attributes
+from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment
 from pipeline.local.prometheus import LocalPrometheus
 
@@ -175,7 +175,7 @@ async def local_stack(
 async def set_live_activity(stack: Stack, service: str, **counts: int) -> dict[str, int]:
     """Raise or clear the sample service's live-activity counts (uploads, processing
     jobs, client sessions) on its stable version, through the router; the counts now."""
-    async with httpx.AsyncClient(base_url=stack.local.http_url, timeout=5) as client:
+    async with http_client(base_url=stack.local.http_url, timeout=5) as client:
         response = await client.post("/platform/activity", json=counts, headers={"Host": f"{service}.localhost"})
     response.raise_for_status()
     return response.json()

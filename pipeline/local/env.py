@@ -30,6 +30,7 @@ import httpx
 import structlog
 
 from pipeline.errors import LocalEnvironmentError, PermanentTargetError
+from pipeline.http import http_client
 
 log = structlog.get_logger()
 
@@ -278,7 +279,7 @@ class LocalEnvironment:
         if self.traefik_pid() is None:
             return False
         try:
-            async with httpx.AsyncClient(timeout=TRAEFIK_PING_TIMEOUT_SECONDS) as client:
+            async with http_client(timeout=TRAEFIK_PING_TIMEOUT_SECONDS) as client:
                 return (await client.get(f"{self.admin_url}/ping")).status_code == 200
         except httpx.HTTPError:
             return False

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pipeline.http import http_client
+
 MAX_SECONDS = 1800  # a forgotten generator stops by itself
 REQUEST_TIMEOUT_SECONDS = 5.0
 
@@ -64,7 +66,7 @@ class LoadGenerator:
         interval = 1 / self.rate_per_second
         deadline = time.monotonic() + MAX_SECONDS
         headers = {"Host": f"{self.service}.localhost"}
-        async with httpx.AsyncClient(base_url=self.router_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        async with http_client(base_url=self.router_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
             sent = 0
             try:
                 while time.monotonic() < deadline:

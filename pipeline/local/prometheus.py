@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from pipeline.errors import LocalEnvironmentError
+from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment, launch_detached, terminate, write_atomically
 
 SCRAPE_INTERVAL = "1s"
@@ -89,7 +90,7 @@ class LocalPrometheus:
     async def _wait_until_scraping(self) -> None:
         """Ready, and Traefik's target up: before that every query has no data."""
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        async with httpx.AsyncClient(base_url=self.url, timeout=1) as client:
+        async with http_client(base_url=self.url, timeout=1) as client:
             while time.monotonic() < deadline:
                 try:
                     response = await client.get("/api/v1/query", params={"query": 'up{job="traefik"}'})

@@ -21,8 +21,9 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.errors import MetricsUnavailable
+from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment
-from pipeline.models import Metric, ObserveRequest, Observation, VersionMetrics
+from pipeline.models import Metric, Observation, ObserveRequest, VersionMetrics
 from pipeline.routers.traefik import canary_service, stable_service
 
 log = structlog.get_logger()
@@ -126,7 +127,7 @@ class TraefikMetrics:
 
     async def _scrape(self, services: dict[str, str]) -> dict[str, Counters]:
         try:
-            async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_SECONDS) as client:
+            async with http_client(timeout=SCRAPE_TIMEOUT_SECONDS) as client:
                 response = await client.get(self._metrics_url)
                 response.raise_for_status()
             return read_counters(response.text, services)

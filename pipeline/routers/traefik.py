@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from pipeline.errors import PermanentTargetError, TargetError
+from pipeline.http import http_client
 from pipeline.local.env import WEB_ENTRYPOINT, LocalEnvironment, find_traefik, write_atomically
 from pipeline.routers.base import Split, matches
 
@@ -101,7 +102,7 @@ class TraefikRouter:
         the previous ones that are no longer desired."""
         wanted = {**dict.fromkeys(_keys(previous)), **_keys(desired)}
         deadline = time.monotonic() + self._confirm_timeout_seconds
-        async with httpx.AsyncClient(base_url=f"{self._env.admin_url}/api/http/", timeout=2) as api:
+        async with http_client(base_url=f"{self._env.admin_url}/api/http/", timeout=2) as api:
             while True:
                 answers = await asyncio.gather(*(_why_not_live(api, k, spec) for k, spec in wanted.items()))
                 pending = [answer for answer in answers if answer]

@@ -34,6 +34,7 @@ from pipeline.catalog import TARGETS
 from pipeline.decisions.fencing import fence_of, is_stale
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.errors import PermanentTargetError, TargetError
+from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment, launch_detached, processes_marked, terminate
 from pipeline.models import PreflightReport, RollbackWindow, Slot, TrafficRequest, VersionHealth
 from pipeline.routers import router_for
@@ -109,7 +110,7 @@ class LocalTarget:
         if process.version != version:
             raise PermanentTargetError(f"{slot} of {service} runs {process.version}, not {version}")
         deadline = time.monotonic() + self._ready_timeout_seconds
-        async with httpx.AsyncClient(timeout=2) as client:
+        async with http_client(timeout=2) as client:
             while (problem := await self._readiness_problem(client, process)) is not None:
                 if not process.is_running():
                     raise PermanentTargetError(
@@ -222,7 +223,7 @@ class LocalTarget:
         if not running:
             return VersionHealth(version=version, healthy=False, detail="not running")
         slot, process = running[0]
-        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS) as client:
+        async with http_client(timeout=HEALTH_TIMEOUT_SECONDS) as client:
             problem = await self._readiness_problem(client, process)
         return VersionHealth(version=version, healthy=problem is None, detail=problem or f"ready in {slot}")
 

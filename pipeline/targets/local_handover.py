@@ -24,6 +24,7 @@ import httpx
 import structlog
 
 from pipeline.gallery.app import INFLIGHT_PATH
+from pipeline.http import http_client
 from pipeline.routers.base import Split
 
 log = structlog.get_logger()
@@ -53,7 +54,7 @@ async def wait_drained(url: str, timeout_seconds: float = DRAIN_TIMEOUT_SECONDS)
     counts as drained. False when `timeout_seconds` passed first: the caller stops it
     anyway, and SIGTERM still lets it finish what it has accepted."""
     deadline = time.monotonic() + timeout_seconds
-    async with httpx.AsyncClient(base_url=url, timeout=1) as client:
+    async with http_client(base_url=url, timeout=1) as client:
         while (report := await _inflight(client)) is not None and report["idle_seconds"] < DRAIN_QUIET_SECONDS:
             if time.monotonic() > deadline:
                 log.warning("drain.timed_out", url=url, inflight=report["inflight"], timeout_seconds=timeout_seconds)
