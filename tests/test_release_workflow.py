@@ -155,7 +155,7 @@ async def test_cancel_rolls_back_before_the_release_ends(drive: Drive, world: Fa
         ({**REQUEST, "policy": {"canary_weight": 0, "thresold": {}}}, ["policy.canary_weight", "policy.thresold"]),
         ({**REQUEST, "target": "mars"}, ["target:"]),
         ({**REQUEST, "target": "kubernetes", "policy": {"metrics_provider": "traefik"}}, ["'traefik' cannot read the kubernetes target"]),
-        ({**REQUEST, "policy": {"baseline": {}}}, ["policy.baseline needs raw samples, which the traefik provider does not give"]),
+        ({**REQUEST, "policy": {"baseline": {"metrics": {"p95_latency_ms": {}}}}}, ["policy.baseline needs raw samples, which the traefik provider does not give"]),
         ({**REQUEST, "env": {"DB_PASSWORD": "hunter2"}}, ["env: Value error, DB_PASSWORD looks like a secret"]),
         (["gallery", "2.0.0"], ["input: expected one JSON object, got list"]),
     ],
