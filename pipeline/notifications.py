@@ -50,7 +50,7 @@ def _generic(notification: Notification) -> dict:
 
 def _slack(notification: Notification) -> dict:
     """Slack's incoming-webhook format: `text` for notifications, blocks for the channel."""
-    title = f"{EVENT_TITLES[notification.event.value]}: {notification.service} {notification.version}"
+    title = f"{EVENT_TITLES[notification.event.value]}: {notification.service} {notification.version or ''}".rstrip()
     facts = [f"*Release* `{notification.release_id}`", f"*Phase* {notification.phase.value}"]
     if notification.outcome:
         facts.append(f"*Outcome* {notification.outcome.value}")

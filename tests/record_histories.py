@@ -1,6 +1,6 @@
 """Record the workflow histories that the replay test keeps running against.
 
-    .venv/bin/python -m tests.record_histories
+    .venv/bin/python -m tests.record_histories [SCENARIO ...]
 
 Run it only when a workflow change is meant to be incompatible with running
 releases (and so ships under a new workflow type or a `workflow.patched` branch);
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from workflows.release import ReleaseWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "record"
+REVERT = {"service": REQUEST["service"], "revert": {"actor": "carol", "reason": "recorded"}}
 
 
 async def record(env: WorkflowEnvironment, name: str, request, world: FakeWorld, drive_it) -> None:
@@ -95,9 +97,14 @@ async def main() -> None:
             ("rejected", GATES, REQUEST, FakeWorld(), reject_canary),
             ("expired", GATES, {**REQUEST, "policy": {"approval_timeout_seconds": 600}}, FakeWorld(), nothing),
             ("held_then_promoted", held, {**REQUEST, "policy": {"required_approvals": []}}, FakeWorld(), break_glass_then_clear_uploads),
+            ("rolled_back_in_bake", GATES, REQUEST, FakeWorld(promoted_health=FAILING), approve_both),
+            ("reverted", GATES, REVERT, FakeWorld(), nothing),
             ("invalid_request", GATES, {"version": "1"}, FakeWorld(), nothing),
         ]
+        only = set(sys.argv[1:])
         for name, gates, request, world, drive_it in scenarios:
+            if only and name not in only:
+                continue
             gates_file.write_text(json.dumps(gates))
             platform.activity["active_uploads"] = 2
             env = await WorkflowEnvironment.start_time_skipping(

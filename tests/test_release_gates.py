@@ -332,3 +332,38 @@ async def test_a_release_without_a_gates_file_keeps_working_for_anyone(drive: Dr
     assert result.outcome is Outcome.PROMOTED
     assert (await status(handle)).gates.source == "built-in gates"
     assert Phase.DONE is (await status(handle)).phase and Stage.PRODUCTION in {a.stage for a in result.approvals}
+
+
+# --- reverts -------------------------------------------------------------------------------
+
+REVERT = {"service": "gallery", "revert": {"actor": "carol", "reason": "checkout broken"}}
+
+
+async def test_a_revert_goes_through_a_freeze_says_so_and_notifies(
+    world: FakeWorld, start, gates, platform, monkeypatch, time_skipping_env
+):
+    now = await time_skipping_env.get_current_time()
+    freeze = {"reason": "wedding weekend", "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(days=2)).isoformat()}
+    monkeypatch.setenv("TEAM_HOOK_URL", platform.hook_url("team"))
+    gates({"defaults": {"calendar": {"freezes": [freeze]}, "webhooks": [{"name": "team", "format": "slack", "url_env": "TEAM_HOOK_URL"}]}})
+    handle = await start(REVERT)
+    result = await handle.result()
+
+    assert result.outcome is Outcome.REVERTED and world.called("revert_version") == ["0.9.0"]
+    timeline = [entry.message for entry in (await status(handle)).timeline]
+    assert any("wedding weekend" in message and "allowed, a revert reduces risk" in message for message in timeline), timeline
+    assert platform.received("team")[-1]["text"].startswith("Release finished: ")
+    failed_tasks = [e async for e in handle.fetch_history_events() if e.HasField("workflow_task_failed_event_attributes")]
+    assert failed_tasks == [], "a notification of a revert before its version is chosen failed a workflow task"
+
+
+async def test_live_uploads_hold_a_revert_until_they_finish(drive: Drive, world: FakeWorld, start, gates, platform):
+    platform.activity["active_uploads"] = 2
+    gates({"defaults": {"live_activity": {"url": f"{platform.url}/activity"}}})
+    handle = await start(REVERT)
+    held = await drive.until(handle, lambda s: s.hold is not None)
+    assert held.hold.gate == "live_activity" and world.called("revert_version") == []
+
+    platform.activity["active_uploads"] = 0
+    result = await handle.result()
+    assert result.outcome is Outcome.REVERTED and world.called("revert_version") == ["0.9.0"]

@@ -16,7 +16,8 @@ from workflows import ALL as WORKFLOWS
 HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
 """Current releases at the top level; each `before-*/` folder holds releases recorded
 before a change that a `workflow.patched` branch keeps them replaying through:
-`before-gates/` (no gates) and `before-guarded-lock/` (a lock that ends with its run)."""
+`before-gates/` (no gates), `before-guarded-lock/` (a lock that ends with its run) and
+`before-bake/` (promotion without bake, no rollback window, no revert)."""
 
 
 def test_histories_cover_every_outcome_of_today_and_of_before_each_patch():
@@ -24,7 +25,8 @@ def test_histories_cover_every_outcome_of_today_and_of_before_each_patch():
         return {path.stem for path in HISTORIES if path.parent.name == folder}
 
     every_outcome = {"promoted", "rolled_back", "rejected", "expired", "held_then_promoted", "invalid_request"}
-    assert outcomes("histories") >= every_outcome
+    assert outcomes("histories") >= every_outcome | {"rolled_back_in_bake", "reverted"}
+    assert outcomes("before-bake") >= every_outcome
     assert outcomes("before-guarded-lock") >= every_outcome
     assert outcomes("before-gates") >= {"promoted", "rolled_back", "rejected", "invalid_request"}
 

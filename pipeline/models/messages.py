@@ -146,7 +146,8 @@ class Notification(Strict):
     """Per release; with the release id and webhook it makes the idempotency key."""
     release_id: str
     service: str
-    version: str
+    version: str | None
+    """None for a revert that has not chosen its version yet."""
     phase: Phase
     at: str
     message: str
