@@ -112,6 +112,16 @@ from pipeline.models.messages import (
     LockGuard,
 )
 
+from pipeline.models.migration import (
+    REVISION_PATTERN,
+    CheckOutcome,
+    ConsistencyReport,
+    ConsistencyRequest,
+    MigrationPlan,
+    MigrationRequest,
+    MigrationResult,
+)
+
 __all__ = [
     "Strict",
     "Input",
@@ -205,4 +215,11 @@ __all__ = [
     "NotifyRequest",
     "ObserveRequest",
     "LockGuard",
+    "MigrationPlan",
+    "MigrationRequest",
+    "MigrationResult",
+    "ConsistencyRequest",
+    "CheckOutcome",
+    "ConsistencyReport",
+    "REVISION_PATTERN",
 ]
