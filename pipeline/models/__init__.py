@@ -112,12 +112,11 @@ from pipeline.models.messages import (
     LockGuard,
 )
 
+from pipeline.models.request import REVISION_PATTERN, MigrationPlan
 from pipeline.models.migration import (
-    REVISION_PATTERN,
     CheckOutcome,
     ConsistencyReport,
     ConsistencyRequest,
-    MigrationPlan,
     MigrationRequest,
     MigrationResult,
 )
@@ -223,3 +222,13 @@ __all__ = [
     "ConsistencyReport",
     "REVISION_PATTERN",
 ]
+
+from pipeline.models.databases import (  # noqa: E402
+    DatabaseLocation,
+    MigrationsConfig,
+    SqlCheck,
+    ServiceDatabase,
+    DatabasesConfig,
+)
+
+__all__ += ["DatabaseLocation", "MigrationsConfig", "SqlCheck", "ServiceDatabase", "DatabasesConfig"]

@@ -1,5 +1,6 @@
-"""Schema migrations and data-consistency checks: what a release asks for, and the
-messages between the workflow and the activities that migrate and check."""
+"""Schema migrations and data-consistency checks: the messages between the workflow and
+the activities that migrate and check (what a release asks for is `MigrationPlan`, in
+pipeline/models/request.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline.models.base import Input, Strict
+from pipeline.models.base import Strict
 from pipeline.models.messages import ServiceRef
 
-REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-
 Database = Literal["production", "staging"]
-
-
-class MigrationPlan(Input):
-    """An expand/contract migration carried by a release: `expand` is applied before the
-    canary (and must keep the running stable version working), `contract` only once
-    nothing can roll back to the previous version any more (the point of no return)."""
-
-    expand: str = Field(pattern=REVISION_PATTERN)
-    contract: str | None = Field(None, pattern=REVISION_PATTERN)
 
 
 class MigrationRequest(Strict):

@@ -171,6 +171,13 @@ class ReleasePolicy(Input):
     rollback_window: int = Field(
         2, ge=1, le=10, description="promoted versions before this one that a revert may return to"
     )
+    migration_rollback: Literal["downgrade", "keep"] = Field(
+        "downgrade",
+        description="after a rollback before contract: reverse the expand, or keep it (safe for the old version by design)",
+    )
+    contract_wait_seconds: int = Field(
+        3600, ge=0, le=7 * 86_400, description="how long contract waits for its precondition before the release fails"
+    )
     concurrency: Concurrency = Concurrency.REFUSE
     approval_timeout_seconds: int = Field(
         86_400, ge=1, le=30 * 86_400, description="how long an approval may take before the release expires"
@@ -231,6 +238,17 @@ class ReleasePolicy(Input):
         return self
 
 
+REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+class MigrationPlan(Input):
+    """An expand/contract migration carried by a release: `expand` is applied before the
+    canary (and must keep the running stable version working), `contract` only once
+    nothing can roll back to the previous version any more (the point of no return)."""
+
+    expand: str = Field(pattern=REVISION_PATTERN)
+    contract: str | None = Field(None, pattern=REVISION_PATTERN)
+
+
 class RevertOrder(Input):
     """Who asks for a revert and why: recorded in the release's status and timeline."""
 
@@ -247,6 +265,7 @@ class ReleaseRequest(Input):
     service: str = Field(pattern=SERVICE_PATTERN)
     version: str | None = Field(None, pattern=VERSION_PATTERN)
     revert: RevertOrder | None = None
+    migration: MigrationPlan | None = None
     target: TargetName = "local"
     env: dict[str, str] = Field(default_factory=dict, description="environment of the new version")
     policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
