@@ -12,6 +12,7 @@ from pipeline.models.base import Outcome, Phase, Slot, Stage, Strict
 from pipeline.models.request import ReleaseRequest
 from pipeline.models.analysis import Analysis, AnalysisMemory, MetricCheck, VersionMetrics
 from pipeline.models.gates import ReleaseGates
+from pipeline.models.migration import ConsistencyReport
 
 
 class Approval(Strict):
@@ -49,6 +50,19 @@ class RevertRecord(Strict):
     warm: bool
     """True: a routing change to a version still running; False: deployed again."""
     at: str
+
+
+class MigrationState(Strict):
+    """Where a release's schema migration stands on production."""
+
+    expand: str
+    contract: str | None = None
+    before: str | None = None
+    """The production revision before the expand: what a rollback downgrades to."""
+    expanded: bool = False
+    contracted: bool = False
+    """The point of no return: after contract there is no automatic schema rollback."""
+    reversed: bool = False
 
 
 class TimelineEntry(Strict):
@@ -90,6 +104,9 @@ class ReleaseStatus(Strict):
     revert: RevertRecord | None = None
     before_release: VersionMetrics | None = None
     """The previous version's metrics before the canary started: what bake compares with."""
+    migration: MigrationState | None = None
+    consistency: ConsistencyReport | None = None
+    """The last data-consistency checks (a violation is an immediate breach)."""
 
 
 class ReleaseResult(Strict):
@@ -106,6 +123,8 @@ class ReleaseResult(Strict):
     last_analysis: Analysis | None = None
     after_promotion: bool = False
     revert: RevertRecord | None = None
+    migration: MigrationState | None = None
+    consistency: ConsistencyReport | None = None
 
 
 class Progress(Strict):
