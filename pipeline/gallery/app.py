@@ -1,4 +1,4 @@
-"""The bundled sample service: a tiny in-memory photo gallery.
+"""The bundled sample service: a tiny photo gallery, in memory or in PostgreSQL.
 
     python -m pipeline.gallery.app --port 9000 --version 1.2.0 --instance-id abc
 
@@ -8,6 +8,10 @@ to each request), GALLERY_READY_DELAY_SECONDS (readiness fails until then) and
 GALLERY_FAULTS_AFTER_SECONDS (errors and latency start that long after the process
 does: a slow leak that passes the canary and that only a bake catches).
 Health and platform endpoints are operational and never get injected faults.
+
+Its photos are kept in memory, or in PostgreSQL when GALLERY_DATABASE_URL is set
+(pipeline/gallery/store.py, with its own knobs GALLERY_WRITES_PRIORITY and
+GALLERY_BROKEN_FILE_REFS); an upload's body is the photo's bytes.
 
 It stops gracefully, for a hand-over without failed requests: GET /platform/inflight
 tells how many requests (uploads among them) are being served and how long it has been
@@ -32,6 +36,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
+
+from pipeline.gallery.store import MemoryStore, PhotoStore, open_store
 
 MAX_BODY_BYTES = 1_000_000
 MAX_TITLE_LENGTH = 200
@@ -109,7 +115,7 @@ class Gallery:
     instance_id: str
     faults: Faults
     started_at: float = field(default_factory=time.monotonic)
-    photos: list[dict] = field(default_factory=list)
+    store: PhotoStore = field(default_factory=MemoryStore)
     activity: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACTIVITY_COUNTERS, 0))
     lock: threading.Lock = field(default_factory=threading.Lock)
     inflight: int = 0
@@ -145,15 +151,11 @@ class Gallery:
             time.sleep(0.02)
         return True
 
-    def add_photo(self, title: str) -> dict:
-        with self.lock:
-            photo = {"id": len(self.photos) + 1, "title": title, "uploaded_at": time.time()}
-            self.photos.append(photo)
-            return photo
+    def add_photo(self, title: str, content: bytes) -> dict:
+        return self.store.add_photo(title, content)
 
     def photo_list(self) -> list[dict]:
-        with self.lock:
-            return list(self.photos)
+        return self.store.photo_list()
 
     def update_activity(self, counters: dict[str, int]) -> dict[str, int]:
         with self.lock:
@@ -239,7 +241,7 @@ class GalleryHandler(BaseHTTPRequestHandler):
     def _upload(self) -> None:
         title = self._valid_body(validate_photo)
         if title is not None:
-            self._json(HTTPStatus.CREATED, self.gallery.add_photo(title))
+            self._json(HTTPStatus.CREATED, self.gallery.add_photo(title, self.body))
 
     def _set_activity(self) -> None:
         counters = self._valid_body(validate_activity)
@@ -323,7 +325,8 @@ def main() -> None:
     parser.add_argument("--instance-id", required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    serve(args.port, Gallery(args.version, args.instance_id, parse_faults(dict(os.environ))))
+    environ = dict(os.environ)
+    serve(args.port, Gallery(args.version, args.instance_id, parse_faults(environ), store=open_store(environ)))
 
 
 if __name__ == "__main__":
