@@ -18,6 +18,7 @@ from activities.deploy import (
 from activities.gates import check_calendar, check_live_activity, load_gates, notify
 from activities.lock import release_state
 from activities.metrics import observe_metrics
+from activities.migrations import check_expand, migrate
 from activities.suites import run_test_suite
 
 ALL = [
@@ -40,4 +41,6 @@ ALL = [
     notify,
     release_state,
     check_consistency,
+    migrate,
+    check_expand,
 ]

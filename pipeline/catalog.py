@@ -10,7 +10,9 @@ Factories, per family:
 - target: `() -> DeployTarget`, configured from the worker's environment;
 - router: `(*args) -> TrafficRouter`, with the arguments of the targets that use it
   (the local environment for Traefik; the Kube access and namespace for cluster routers);
-- metrics provider: `(ObserveRequest) -> MetricsProvider`.
+- metrics provider: `(ObserveRequest) -> MetricsProvider`;
+- migration tool: `(script_location) -> MigrationTool` (pipeline/migrations/base.py),
+  named by a service's `migrations.tool` in the worker's databases file.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ METRICS_PROVIDERS: dict[str, MetricsProvider] = {
     "prometheus": MetricsProvider(
         "pipeline.metrics.prometheus:PrometheusMetrics.for_request", targets=frozenset({"local", "kubernetes"}), samples=True
     ),
+}
+
+MIGRATION_TOOLS: dict[str, Adapter] = {
+    "alembic": Adapter("pipeline.migrations.alembic:AlembicTool"),
 }
 
 
