@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -16,8 +17,13 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
+from pipeline.database import database_url
+from pipeline.errors import PermanentTargetError
 from pipeline.gallery.store import SCHEMA_MIGRATIONS, MemoryStore, PostgresStore, open_store
-from tests.helpers.local import free_port
+from pipeline.local.postgres import LocalPostgres, start_local_databases
+from pipeline.models import Slot
+from pipeline.targets.local import LocalTarget
+from tests.helpers.local import free_port, local_environment
 
 
 def migrated(url: str, revision: str) -> str:
@@ -111,3 +117,30 @@ def wait_ready(client: httpx.Client, timeout: float = 10.0) -> None:
             pass
         time.sleep(0.05)
     raise TimeoutError("the gallery did not become ready")
+
+
+async def test_the_local_target_gives_each_slot_its_database_from_the_workers_file(
+    postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging gets the staging database, the canary the production one; a release's env
+    cannot choose either."""
+    service = f"gallery{uuid.uuid4().hex[:6]}"
+    config = start_local_databases(postgres.pgdata.parent, service, tmp_path / "files")
+    databases = tmp_path / "databases.json"
+    databases.write_text(config.model_dump_json())
+    monkeypatch.setenv("PIPELINE_DATABASES_FILE", str(databases))
+    env = local_environment(tmp_path / "local")
+    target = LocalTarget(env, ready_timeout_seconds=20)
+    try:
+        with pytest.raises(PermanentTargetError, match="GALLERY_DATABASE_URL may not be set by a release"):
+            await target.deploy(service, Slot.CANARY, "1.0.0", {"GALLERY_DATABASE_URL": "postgresql://elsewhere"})
+        for slot in (Slot.STAGING, Slot.CANARY):
+            await target.deploy(service, slot, "1.0.0", {})
+            await target.wait_ready(service, slot, "1.0.0", lambda message: None)
+            async with httpx.AsyncClient(base_url=target.endpoint(service, slot)) as client:
+                assert (await client.post("/api/photos", json={"title": str(slot)})).status_code == 201
+        for which, slot in (("production", Slot.CANARY), ("staging", Slot.STAGING)):
+            url = database_url(service, which)
+            assert one(url, "SELECT array_agg(title) FROM photos") == ([str(slot)],)
+    finally:
+        await env.stop_all()

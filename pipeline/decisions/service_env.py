@@ -23,7 +23,10 @@ where it sends traffic, or what the pipeline itself reads is refused:
   (`GIT_SSH_COMMAND` runs a command), `KUBERNETES_*` and `KUBECONFIG` (an in-cluster
   client would send its service-account token to another API server);
 - the pipeline's and Temporal's own namespaces, `PIPELINE_*` and `TEMPORAL_*`: the
-  worker's configuration and credentials live there, and a release must not pose as it.
+  worker's configuration and credentials live there, and a release must not pose as it;
+- where a service keeps its data, `GALLERY_DATABASE_URL` and `GALLERY_FILES_DIR`: the
+  worker sets them from its databases file (pipeline/database.py), so a release cannot
+  point a canary at another database or directory.
 
 Bounds keep a request from failing late and slowly (one environment string over
 128 KiB makes exec fail with E2BIG; a NUL cannot be passed at all): at most
@@ -64,6 +67,7 @@ DENIED_NAMES = frozenset({
     "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "PHPRC", "PHP_INI_SCAN_DIR",
     "ENV", "IFS", "CDPATH", "PS4", "SHELLOPTS", "PROMPT_COMMAND", "SHELL", "PATH", "HOME",
     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PROXY", "KUBECONFIG",
+    "GALLERY_DATABASE_URL", "GALLERY_FILES_DIR",
 })
 ALLOWED_DESPITE_PREFIX = frozenset({"NODE_ENV"})
 

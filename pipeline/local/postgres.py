@@ -30,7 +30,12 @@ from pathlib import Path
 
 import psycopg
 import structlog
+from alembic import command
+from alembic.config import Config
 from psycopg import sql
+
+from pipeline.gallery.store import SCHEMA_MIGRATIONS
+from pipeline.models import DatabasesConfig
 
 with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
     warnings.simplefilter("ignore")
@@ -39,6 +44,7 @@ with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME
 
 log = structlog.get_logger()
 
+BASE_REVISION = "0001_base"
 START_ATTEMPTS = 2
 STOP_TIMEOUT_SECONDS = 30.0
 
@@ -114,3 +120,39 @@ class LocalPostgres:
 
     def _postmaster_info(self) -> PostmasterInfo | None:
         return PostmasterInfo.read_from_pgdata(self.pgdata)
+
+
+def start_local_databases(state_dir: Path, service: str, files_dir: Path) -> DatabasesConfig:
+    """The local world's databases: the server under `state_dir`, with `service`'s
+    production and staging databases at the gallery's base schema (kept as they are
+    when they exist: the local world's data survives a restart), described as the
+    worker's databases configuration."""
+    server = LocalPostgres(state_dir)
+    server.start()
+    urls = {which: _base_schema_database(server, name) for which, name in _database_names(service).items()}
+    entry = {
+        **{which: {"url": url} for which, url in urls.items()},
+        "migrations": {"tool": "alembic", "script_location": str(SCHEMA_MIGRATIONS)},
+        "builtin_checks": "gallery",
+        "files_dir": str(files_dir),
+    }
+    return DatabasesConfig.model_validate({"services": {service: entry}})
+
+
+def _database_names(service: str) -> dict[str, str]:
+    return {"production": service, "staging": f"{service}_staging"}
+
+
+def _base_schema_database(server: LocalPostgres, name: str) -> str:
+    """The URL of database `name`, created and migrated to the base revision unless it
+    already has a schema (any revision: the pipeline migrates it from there)."""
+    server.create_database(name)
+    url = server.url(name)
+    with psycopg.connect(url) as connection:
+        migrated = connection.execute("SELECT to_regclass('alembic_version')").fetchone()[0] is not None
+    if not migrated:
+        config = Config()
+        config.set_main_option("script_location", str(SCHEMA_MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        command.upgrade(config, BASE_REVISION)
+    return url

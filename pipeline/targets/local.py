@@ -13,7 +13,9 @@ never signalled; and only after it was taken out of the router and drained
 A service process gets a minimal base environment (BASE_VARIABLES, LC_*), the
 release's env checked by env_problems, and its `secret://NAME` references read from
 the worker's PIPELINE_SECRET_NAME; never the rest of the worker's environment, which
-holds the worker's own credentials.
+holds the worker's own credentials. When the worker has a database configured for the
+service (pipeline/database.py), the process also gets GALLERY_DATABASE_URL (the staging
+slot the staging database, every other slot the production one) and GALLERY_FILES_DIR.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import httpx
 import structlog
 
 from pipeline.catalog import TARGETS
+from pipeline.database import database_url, service_database
 from pipeline.decisions.fencing import fence_of, is_stale
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.errors import PermanentTargetError, TargetError
@@ -90,7 +93,7 @@ class LocalTarget:
             raise PermanentTargetError(f"deploy runs a version in staging or canary, not {slot}")
         if problems := env_problems(env):
             raise PermanentTargetError(f"the local target refuses the release's env: {'; '.join(problems)}")
-        service_env = {**_base_environment(), **_resolve_secrets(env)}
+        service_env = {**_base_environment(), **_resolve_secrets(env), **_database_environment(service, slot)}
         async with self._locks[service]:
             state = self._states.load(service)
             current = state.slots.get(slot)
@@ -361,6 +364,17 @@ def _resolve_secrets(env: dict[str, str]) -> dict[str, str]:
             value = os.environ[source]
         resolved[name] = value
     return resolved
+
+
+def _database_environment(service: str, slot: Slot) -> dict[str, str]:
+    """Where the service keeps its data, from the worker's databases file; nothing
+    without one (the sample gallery then keeps its photos in memory)."""
+    configured = service_database(service)
+    if configured is None:
+        return {}
+    url = database_url(service, "staging" if slot == Slot.STAGING else "production")
+    files = {"GALLERY_FILES_DIR": configured.files_dir} if configured.files_dir else {}
+    return {"GALLERY_DATABASE_URL": url, **files}
 
 
 def _free_port() -> int:
