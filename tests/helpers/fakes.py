@@ -18,6 +18,11 @@ from temporalio.exceptions import ApplicationError
 from activities.gates import check_calendar, check_live_activity, load_gates, notify
 from activities.lock import release_state
 from pipeline.models import (
+    CheckOutcome,
+    ConsistencyReport,
+    ConsistencyRequest,
+    MigrationRequest,
+    MigrationResult,
     DeployRequest,
     Metric,
     Observation,
@@ -72,6 +77,11 @@ class FakeWorld:
         )
     )
     unhealthy: set[str] = field(default_factory=set)
+    revisions: dict[str, str | None] = field(default_factory=lambda: {"production": "0001", "staging": "0001"})
+    failing_revisions: set[str] = field(default_factory=set)
+    expand_problems: list[str] = field(default_factory=list)
+    violations: Callable[[], dict[str, int | None]] = lambda: {}
+    """Consistency checks' violation counts by name, read at each check (None: could not run)."""
 
     @property
     def weights(self) -> list[int]:
@@ -93,6 +103,9 @@ class FakeWorld:
             self.read_rollback_window,
             self.version_health,
             self.retire_version,
+            self.migrate,
+            self.check_expand,
+            self.check_consistency,
             self.observe_metrics,
             load_gates,
             check_calendar,
@@ -161,6 +174,29 @@ class FakeWorld:
     async def retire_version(self, request: VersionRequest) -> bool:
         self.calls.append(("retire_version", request.version))
         return True
+
+    @activity.defn(name="migrate")
+    async def migrate(self, request: MigrationRequest) -> MigrationResult:
+        self.calls.append(("migrate", (request.database, request.direction, request.revision)))
+        if request.revision in self.failing_revisions:
+            raise ApplicationError(f"{request.revision}: column contains null values", type="MigrationFailed", non_retryable=True)
+        before = self.revisions[request.database]
+        self.revisions[request.database] = request.revision
+        return MigrationResult(database=request.database, before=before, after=request.revision,
+                               changed=before != request.revision, seconds=0.1)
+
+    @activity.defn(name="check_expand")
+    async def check_expand(self, request: MigrationRequest) -> list[str]:
+        return list(self.expand_problems)
+
+    @activity.defn(name="check_consistency")
+    async def check_consistency(self, request: ConsistencyRequest) -> ConsistencyReport:
+        checks = {"photos_without_shoot": 0, "missing_files": 0, **self.violations()}
+        self.calls.append(("check_consistency", request.database))
+        return ConsistencyReport(
+            database=request.database,
+            checks=[CheckOutcome(name=name, violations=count, detail="fake") for name, count in checks.items()],
+        )
 
     @activity.defn(name="observe_metrics")
     async def observe_metrics(self, request: ObserveRequest) -> Observation:

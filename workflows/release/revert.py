@@ -115,6 +115,7 @@ class Reverting:
             retry=ROLLBACK_RETRIES,
         )
         self._status.warm_version = None
+        await self._reverse_expand()
 
     async def _guard_rollback_target(self, target: str | None, current: str | None) -> None:
         """Before traffic goes back to `target`: if `target` fails its health check while

@@ -82,6 +82,7 @@ class Stopping:
                 await self._change(
                     stop_version, SlotRequest(ref=self._ref(), slot=slot), f"stop {slot.value}", retry=ROLLBACK_RETRIES
                 )
+        await self._reverse_expand()
 
     def _finish(self, outcome: Outcome, reason: str, breach: MetricCheck | None = None) -> ReleaseResult:
         self._status.outcome, self._status.reason = outcome, reason
@@ -102,4 +103,6 @@ class Stopping:
             last_analysis=self._status.last_analysis,
             after_promotion=self._status.after_promotion,
             revert=self._status.revert,
+            migration=self._status.migration,
+            consistency=self._status.consistency,
         )

@@ -107,6 +107,7 @@ class Traffic:
         if decision.action is Action.PAUSE and not self._status.paused:
             self._status.paused = True
             self._note(decision.reason)
+        await self._analyse_consistency()
         return decision.action
 
     async def _observe(self, cursor: dict | None = None) -> Observation:

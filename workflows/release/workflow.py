@@ -29,27 +29,21 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import (
-        load_gates,
-        preflight,
         run_test_suite,
         stop_version,
     )
-    from pipeline import search_attributes
     from pipeline.decisions import approvals
-    from pipeline.decisions.validation import InvalidRequest, parse_request
     from pipeline.models import (
         AnalysisMemory,
         ApprovalDecision,
         ApprovalReceipt,
         BreakGlass,
         BreakGlassRecord,
-        Continuation,
         KillReceipt,
         NotificationEvent,
         Operator,
         Outcome,
         Phase,
-        PreflightRequest,
         Progress,
         ReleaseRequest,
         ReleaseResult,
@@ -67,7 +61,9 @@ from workflows.release.calls import ActivityCalls
 from workflows.release.continuation import ContinuingAsNew
 from workflows.release.gates import Gates
 from workflows.release.locking import Locking
+from workflows.release.migration import Migrating
 from workflows.release.notifications import Notifications
+from workflows.release.preparation import Preparation
 from workflows.release.revert import Reverting
 from workflows.release.stop import Stopping
 from workflows.release.stopped import ReleaseStopped
@@ -76,10 +72,6 @@ from workflows.release.traffic import Traffic
 from workflows.release.waiting import Waiting
 
 APPROVAL_PHASE = {Stage.CANARY: Phase.CANARY_APPROVAL, Stage.PRODUCTION: Phase.PRODUCTION_APPROVAL}
-
-
-GATES_PATCH = "release-gates"
-"""Releases started before gates existed replay without them (see `_load_gates`)."""
 
 
 def _parse_update(model: type, payloads: tuple[Any, ...]) -> Any:
@@ -95,6 +87,8 @@ class ReleaseWorkflow(
     Stopping,
     Reverting,
     Baking,
+    Migrating,
+    Preparation,
     Traffic,
     Gates,
     Approvals,
@@ -277,70 +271,12 @@ class ReleaseWorkflow(
     def status(self) -> ReleaseStatus:
         return self._status
 
-    def _validate(self, inputs: tuple[Any, ...]) -> ReleaseRequest:
-        """A bad request fails the workflow at once, naming each bad field, before
-        anything is touched; it never leaves a workflow task retrying. A continued run
-        (and only one: the server marks it) resumes from what its predecessor carried."""
-        if len(inputs) == 2 and workflow.info().continued_run_id is not None:
-            return self._resume(Continuation.model_validate(inputs[1]))
-        try:
-            if len(inputs) != 1:
-                raise InvalidRequest([f"input: expected one release request, got {len(inputs)} inputs"])
-            request = parse_request(inputs[0])
-        except InvalidRequest as invalid:
-            self._status.outcome, self._status.reason = Outcome.FAILED, str(invalid)
-            self._status.phase = Phase.DONE
-            workflow.upsert_search_attributes(
-                [
-                    search_attributes.PHASE.value_set(Phase.DONE.value),
-                    search_attributes.OUTCOME.value_set(Outcome.FAILED.value),
-                ]
-            )
-            raise ApplicationError(
-                str(invalid), {"problems": invalid.problems}, type="InvalidReleaseRequest", non_retryable=True
-            ) from None
-        self._status.service, self._status.version, self._status.target = (
-            request.service,
-            request.version,
-            request.target,
-        )
-        workflow.upsert_search_attributes(
-            [search_attributes.SERVICE.value_set(request.service)]
-            + ([search_attributes.VERSION.value_set(request.version)] if request.version else [])
-        )
-        return request
-
-    async def _load_gates(self) -> None:
-        """Read who may approve and which webhooks to tell, once, into history.
-        A release whose history predates gates replays without them."""
-        if self._continued or not workflow.patched(GATES_PATCH):
-            return
-        self._status.gates = await self._read(load_gates, self._ref(), "read the release gates")
-        self._note(f"gates from {self._status.gates.source}")
-
-    async def _preflight(self) -> str | None:
-        if self._progress.preflight:
-            return self._status.stable_version
-        report = await self._change(
-            preflight,
-            PreflightRequest(ref=self._ref(), suites=self._request.policy.test_suites),
-            "check the target can run this release",
-        )
-        if report.missing_suites:
-            raise ReleaseStopped(
-                Outcome.FAILED,
-                f"test suites not in the worker's catalog for {self._request.service}: {', '.join(report.missing_suites)}",
-            )
-        self._status.stable_version = report.stable_version
-        await self._open_before_window()
-        self._progress.preflight = True
-        return report.stable_version
-
     async def _staging(self) -> None:
         """V3: deploy to staging, wait for readiness, run every suite; any failure stops the release."""
         if self._progress.staged:
             return
         self._enter(Phase.STAGING, f"deploying {self._request.version} to staging")
+        await self._migrate_staging()
         await self._deploy(Slot.STAGING)
         failures = []
         for suite in self._request.policy.test_suites:
@@ -358,6 +294,7 @@ class ReleaseWorkflow(
         await self._change(stop_version, SlotRequest(ref=self._ref(), slot=Slot.STAGING), "tear down staging")
         if failures:
             raise ReleaseStopped(Outcome.FAILED, "staging tests failed: " + "; ".join(failures))
+        await self._prove_contract_on_staging()
         self._progress.staged = True
 
     async def _approval(self, stage: Stage) -> None:
@@ -403,6 +340,7 @@ class ReleaseWorkflow(
         if not self._progress.canary_routed:
             self._enter(Phase.CANARY, f"starting canary {self._request.version}")
             await self._gate_production_change(f"start canary {self._request.version}")
+            await self._expand_production()
             await self._deploy(Slot.CANARY)
             await self._close_before_window()
             await self._route(policy.canary_weight)
@@ -436,6 +374,7 @@ class ReleaseWorkflow(
         previous = self._status.warm_version
         if previous and previous != self._request.version:
             await self._bake_then_retire(previous)
+        await self._contract_production()
 
     async def _initial_install(self) -> None:
         """No stable version to compare a canary against: after the production
@@ -443,5 +382,6 @@ class ReleaseWorkflow(
         self._note("no stable version yet: initial install, canary analysis skipped")
         await self._approval(Stage.PRODUCTION)
         self._enter(Phase.FINALIZE, f"installing {self._request.version}")
+        await self._expand_production()
         await self._deploy(Slot.CANARY)
         await self._finalize()
