@@ -4,8 +4,12 @@ recorded one.
 
 Reading every file's bytes on every run does not fit a release's analysis interval
 (100,000 photos), so the check is layered:
-- every reference, every run: the `files` row exists, the file exists and its size is
-  the recorded size (one stat per file) — a missing or truncated file is always found;
+- every reference, every run: the `files` row exists (an anti-join in SQL that
+  returns only the broken references), the file exists and its size is the recorded
+  size — a missing or truncated file is always found. The sizes come from one listing
+  of the storage directory (os.scandir, walked while the query runs) instead of one
+  os.stat call per reference; a reference the listing does not show (a file written
+  after the walk, a path through a symlinked directory) is stat'ed on its own;
 - checksums are kept per worker process: a file whose (size, mtime, recorded sha256)
   was hashed and matched is not read again while that stays the same; every file that
   is new or changed since it was last hashed is hashed, newest first (the files a
@@ -13,6 +17,9 @@ Reading every file's bytes on every run does not fit a release's analysis interv
   through the backlog over the next runs and the detail says how many still wait;
 - a random sample of already-verified files is re-hashed each run, which catches bytes
   changed behind an unchanged size and mtime (bit rot, a restored mtime).
+
+Photo counts per broken reference are asked of the database only for the references
+found broken, so a clean run moves one row per referenced file and nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,14 +40,32 @@ HASH_BUDGET_FILES = 2000
 RESAMPLE_FILES = 200
 EXAMPLES = 3
 
-REFERENCES_SQL = """
-SELECT p.file_ref, f.sha256, f.size, count(*)
-FROM photos p LEFT JOIN files f ON f.ref = p.file_ref
-GROUP BY p.file_ref, f.sha256, f.size
+WITHOUT_ROW_SQL = """
+SELECT p.file_ref, count(*)
+FROM photos p
+WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.ref = p.file_ref)
+GROUP BY p.file_ref
+ORDER BY p.file_ref
 """
+"""Photos per reference that has no `files` row: zero rows on a clean gallery."""
+
+REFERENCED_FILES_SQL = """
+SELECT f.ref, f.size, f.sha256
+FROM files f
+WHERE EXISTS (SELECT 1 FROM photos p WHERE p.file_ref = f.ref)
+"""
+"""Each referenced file once (not once per photo), with what the disk is compared to."""
+
+PHOTO_COUNTS_SQL = "SELECT file_ref, count(*) FROM photos WHERE file_ref = ANY(%s) GROUP BY file_ref"
 
 FileState = tuple[int, int, str]
 """What a checksum verified: the file's size, its mtime (ns) and the recorded sha256."""
+
+Pending = tuple[str, FileState]
+"""A file that passed the size check: its ref and its current state."""
+
+Listing = dict[str, tuple[int, int]]
+"""Every regular file under the storage directory: relative path -> (size, mtime ns)."""
 
 
 @dataclass
@@ -100,72 +126,121 @@ class FileReferences:
         return measured(self.name, lambda: self._count(connection))
 
     def _count(self, connection: psycopg.Connection) -> Counted:
-        if self.files_dir is not None and not os.path.isdir(self.files_dir):
-            raise OSError(f"the storage directory {self.files_dir} does not exist")
         findings = Findings()
-        unverified, verified = self._cheap_pass(self._references(connection), findings)
-        unverified.sort(key=lambda candidate: candidate.state[1], reverse=True)
-        to_hash = unverified[: self.hash_budget] + self._random.sample(verified, min(self.resample, len(verified)))
+        if self.files_dir is None:
+            with read_only(connection, self.timeout_seconds) as cursor:
+                self._without_row(cursor, findings)
+            return findings.counted()
+        if not os.path.isdir(self.files_dir):
+            raise OSError(f"the storage directory {self.files_dir} does not exist")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-listing") as pool:
+            listing = pool.submit(_list_files, self.files_dir)
+            with read_only(connection, self.timeout_seconds) as cursor:
+                self._without_row(cursor, findings)
+                cursor.execute(REFERENCED_FILES_SQL)
+                rows: list[tuple[str, int, str]] = cursor.fetchall()
+            unverified, verified, broken = self._compare(rows, listing.result())
+        if broken:
+            self._add_broken(connection, broken, findings)
+        unverified.sort(key=lambda candidate: candidate[1][1], reverse=True)
+        to_hash = [Candidate(Reference(ref, state[2], state[0], 0), os.path.join(self.files_dir, ref), state)
+                   for ref, state in unverified[: self.hash_budget]
+                   + self._random.sample(verified, min(self.resample, len(verified)))]
         findings.awaiting_checksum = max(0, len(unverified) - self.hash_budget)
-        for candidate in to_hash:
-            self._verify_bytes(candidate, findings)
+        problems = {candidate.reference.ref: problem for candidate in to_hash
+                    if (problem := self._bytes_problem(candidate)) is not None}
+        if problems:
+            self._add_broken(connection, problems, findings)
         return findings.counted()
 
-    def _references(self, connection: psycopg.Connection) -> list[Reference]:
-        with read_only(connection, self.timeout_seconds) as cursor:
-            cursor.execute(REFERENCES_SQL)
-            return [Reference(*row) for row in cursor]
+    @staticmethod
+    def _without_row(cursor: psycopg.Cursor, findings: Findings) -> None:
+        cursor.execute(WITHOUT_ROW_SQL)
+        for ref, photos in cursor.fetchall():
+            findings.add("not in the files table", Reference(ref, None, None, photos))
 
-    def _cheap_pass(self, references: list[Reference], findings: Findings) -> tuple[list[Candidate], list[Candidate]]:
-        """Find every problem that a stat shows; split the rest into files whose bytes
-        need hashing and files already verified in their current state."""
-        unverified: list[Candidate] = []
-        verified: list[Candidate] = []
-        for reference in references:
-            candidate = self._candidate(reference, findings)
-            if candidate is None:
+    def _compare(self, rows: list[tuple[str, int, str]],
+                 listing: Listing) -> tuple[list[Pending], list[Pending], dict[str, str]]:
+        """Find every problem that the disk's sizes show; split the rest into files whose
+        bytes need hashing and files already verified in their current state (plain
+        tuples: this loop runs once per referenced file)."""
+        unverified: list[Pending] = []
+        verified: list[Pending] = []
+        broken: dict[str, str] = {}
+        known_states = self._verified
+        for ref, size, sha256 in rows:
+            seen = listing.get(ref)  # a listed path is plain and inside the directory by construction
+            if seen is None:
+                path = self._path(ref)
+                seen = _stat(path) if path is not None else None
+                if seen is None:
+                    broken[ref] = "missing on disk"
+                    continue
+            if seen[0] != size:
+                broken[ref] = "of the wrong size"
                 continue
-            known = self._verified.get(reference.ref) == candidate.state
-            (verified if known else unverified).append(candidate)
-        return unverified, verified
+            state = (size, seen[1], sha256)
+            (verified if known_states.get(ref) == state else unverified).append((ref, state))
+        return unverified, verified, broken
 
-    def _candidate(self, reference: Reference, findings: Findings) -> Candidate | None:
-        if reference.sha256 is None:
-            findings.add("not in the files table", reference)
-            return None
-        if self.files_dir is None:
-            return None
-        path = self._path(reference.ref)
-        try:
-            stat = os.stat(path) if path else None
-        except OSError:
-            stat = None
-        if stat is None:
-            findings.add("missing on disk", reference)
-            return None
-        if stat.st_size != reference.size:
-            findings.add("of the wrong size", reference)
-            return None
-        return Candidate(reference, path, (stat.st_size, stat.st_mtime_ns, reference.sha256))
+    def _add_broken(self, connection: psycopg.Connection, broken: dict[str, str], findings: Findings) -> None:
+        """Count the photos of each broken reference (few, and asked only when there are)."""
+        with read_only(connection, self.timeout_seconds) as cursor:
+            cursor.execute(PHOTO_COUNTS_SQL, (sorted(broken),))
+            photos = dict(cursor.fetchall())
+        for ref in sorted(broken):
+            findings.add(broken[ref], Reference(ref, None, None, photos.get(ref, 0)))
 
     def _path(self, ref: str) -> str | None:
         """The file of `ref` under the storage directory; None for a ref that points
         outside it (which no upload can have written). Checked on the text, without
-        resolving: one stat per file is the whole budget of the cheap pass."""
-        parts = ref.split("/")
-        if ref.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        resolving."""
+        if ref.startswith("/") or "" in (parts := ref.split("/")) or "." in parts or ".." in parts:
             return None
         return os.path.join(self.files_dir, ref)
 
-    def _verify_bytes(self, candidate: Candidate, findings: Findings) -> None:
+    def _bytes_problem(self, candidate: Candidate) -> str | None:
+        """None when the bytes hash to the recorded sha256 (remembered), else what is wrong."""
+        self._verified.pop(candidate.reference.ref, None)
         try:
             with open(candidate.path, "rb") as file:
                 actual = hashlib.file_digest(file, "sha256").hexdigest()
         except OSError:
-            findings.add("missing on disk", candidate.reference)
-            return
-        if actual == candidate.reference.sha256:
-            self._verified[candidate.reference.ref] = candidate.state
-        else:
-            self._verified.pop(candidate.reference.ref, None)
-            findings.add("with a checksum mismatch", candidate.reference)
+            return "missing on disk"
+        if actual != candidate.reference.sha256:
+            return "with a checksum mismatch"
+        self._verified[candidate.reference.ref] = candidate.state
+        return None
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _list_files(root: str) -> Listing:
+    """One walk of the storage directory: (size, mtime) of every regular file by its
+    path relative to `root` (symlinked directories are not entered; their files are
+    stat'ed one by one when referenced). A directory that vanishes mid-walk is skipped."""
+    listing: Listing = {}
+    pending = [("", root)]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            entries = os.scandir(directory)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((prefix + entry.name + "/", entry.path))
+                        continue
+                    stat = entry.stat()
+                except OSError:
+                    continue
+                listing[prefix + entry.name] = (stat.st_size, stat.st_mtime_ns)
+    return listing

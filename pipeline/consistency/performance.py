@@ -2,10 +2,17 @@
 its pages run, against the p95 recorded before the expand.
 
 Each representative query is run SAMPLES times after one warm-up (the first run pays
-for planning and cold caches, which says nothing about the schema). The check is
-violated when a query's p95 grew more than FACTOR times AND by more than
-FLOOR_SECONDS: sub-millisecond queries double from scheduling noise alone, which is
-not an impact anyone would roll back for."""
+for planning and cold caches, which says nothing about the schema). A query regressed
+when its p95 grew more than FACTOR times AND by more than FLOOR_SECONDS: queries of a
+few milliseconds double from scheduling noise alone on a busy host, which is not an
+impact anyone would roll back for. A query that looks regressed is measured once more
+and counts as a violation only if the second measurement confirms it: a single burst
+of load on the host (which once made a clean database fail) is not an impact either,
+while a real regression (a lost index, a plan that now scans) shows every time.
+
+The photos-of-a-shoot query filters on photos.shoot_id, which the gallery's schema
+does not index; with an index it costs well under a millisecond instead of a scan of
+every photo, which makes this check cheaper and its figures steadier."""
 
 from __future__ import annotations
 
@@ -18,9 +25,9 @@ import psycopg
 from pipeline.consistency.base import DEFAULT_TIMEOUT_SECONDS, Counted, measured, read_only
 from pipeline.models.migration import CheckOutcome
 
-SAMPLES = 20
+SAMPLES = 5
 FACTOR = 2.0
-FLOOR_SECONDS = 0.005
+FLOOR_SECONDS = 0.015
 
 REPRESENTATIVE_QUERIES = {
     "photos of a shoot": (
@@ -60,7 +67,12 @@ class PerformanceImpact:
         if self.baseline is None:
             self.baseline = p95s
             return 0, f"baseline recorded: {_describe(p95s)}"
-        slower = [query for query, p95 in p95s.items() if self._regressed(query, p95)]
+        suspects = [query for query, p95 in p95s.items() if self._regressed(query, p95)]
+        slower = []
+        if suspects:
+            confirmation = self._measure(connection, suspects)
+            slower = [query for query in suspects if self._regressed(query, confirmation[query])]
+            p95s.update({query: max(p95s[query], confirmation[query]) for query in slower})
         detail = f"p95 now {_describe(p95s)}; before {_describe(self.baseline)}"
         return len(slower), (f"{len(slower)} queries over {self.factor}x: {', '.join(slower)}; " if slower else "") + detail
 
@@ -70,9 +82,9 @@ class PerformanceImpact:
             return False
         return p95 > self.factor * before and p95 - before > self.floor_seconds
 
-    def _measure(self, connection: psycopg.Connection) -> P95s:
+    def _measure(self, connection: psycopg.Connection, names: list[str] | None = None) -> P95s:
         with read_only(connection, self.timeout_seconds) as cursor:
-            return {name: self._p95(cursor, sql) for name, sql in self.queries.items()}
+            return {name: self._p95(cursor, sql) for name, sql in self.queries.items() if names is None or name in names}
 
     def _p95(self, cursor: psycopg.Cursor, sql: str) -> float:
         cursor.execute(sql)
@@ -83,6 +95,8 @@ class PerformanceImpact:
             cursor.execute(sql)
             cursor.fetchall()
             durations.append(time.perf_counter() - started)
+        if len(durations) < 2:
+            return durations[0]
         return statistics.quantiles(durations, n=20, method="inclusive")[-1]
 
 
