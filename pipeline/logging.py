@@ -21,6 +21,8 @@ from typing import Any
 
 import structlog
 
+from pipeline.database import load_databases
+from pipeline.errors import PermanentTargetError
 from pipeline.gates import GatesConfigError, load_gates_config
 from pipeline.decisions.service_env import SECRET_NAME_HINT
 from pipeline.models import ServiceRef
@@ -71,9 +73,14 @@ def _redact_url(url: str) -> str:
 
 
 def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """Values of the variables whose names say they hold a secret, and of the
-    gates file's webhook URL variables (a Slack URL is itself the token)."""
-    names = {name for name in environ if SECRET_NAME_HINT.search(name)} | set(_webhook_url_variables(environ))
+    """Values of the variables whose names say they hold a secret, of the gates file's
+    webhook URL variables (a Slack URL is itself the token) and of the databases file's
+    URL variables (a connection string may carry a password in any form)."""
+    names = (
+        {name for name in environ if SECRET_NAME_HINT.search(name)}
+        | set(_webhook_url_variables(environ))
+        | set(_database_url_variables(environ))
+    )
     return [environ[name] for name in names if environ.get(name)]
 
 
@@ -84,6 +91,15 @@ def _webhook_url_variables(environ: Mapping[str, str]) -> list[str]:
         return []  # the worker reports it and stops; there are no webhooks to hide
     every_service = [config.defaults, *config.services.values()]
     return [webhook.url_env for gates in every_service for webhook in gates.webhooks]
+
+
+def _database_url_variables(environ: Mapping[str, str]) -> list[str]:
+    try:
+        config = load_databases(dict(environ))
+    except PermanentTargetError:
+        return []  # the first activity that needs it reports the file; nothing to hide from it
+    places = [database for service in config.services.values() for database in (service.production, service.staging)]
+    return [place.url_env for place in places if place.url_env]
 
 
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:

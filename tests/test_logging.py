@@ -71,6 +71,15 @@ def webhook_env(tmp_path: Path) -> dict[str, str]:
     gates.write_text(json.dumps({"defaults": {"webhooks": [{"name": "team", "url_env": "TEAM_HOOK_URL"}]}}))
     return {"PIPELINE_GATES_FILE": str(gates), "TEAM_HOOK_URL": f"https://hooks.example.com/services/{HOOK_PATH_SECRET}"}
 
+def test_database_url_variables_of_the_databases_file_are_secret(tmp_path):
+    databases = tmp_path / "databases.json"
+    databases.write_text(json.dumps({"services": {"gallery": {
+        "production": {"url_env": "GALLERY_PRODUCTION_DB"}, "staging": {"url": "postgresql://staging/db"}}}}))
+    environ = {"PIPELINE_DATABASES_FILE": str(databases), "GALLERY_PRODUCTION_DB": "host=db user=app password=hunter2"}
+    assert secret_values(environ) == ["host=db user=app password=hunter2"]
+    assert "hunter2" not in Redactor(secret_values(environ)).redact("connecting to host=db user=app password=hunter2")
+
+
 
 @pytest.mark.parametrize("renderer", ["json", "console"])
 def test_httpx_requests_are_not_logged_and_errors_are_redacted(renderer, tmp_path):
