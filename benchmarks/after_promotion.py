@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from benchmarks.common import QUICK, SERVICE, bench_environment, install_first_release, report, run_benchmark
 from pipeline.local.devstack import Stack, local_stack
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.models import Outcome
+from tests.helpers.real_stack import activity_completions
 from workflows.release import ReleaseWorkflow
 
 POLICY = {
@@ -48,26 +47,13 @@ async def release(stack: Stack, version: str, policy: dict[str, Any], env: dict[
     return await stack.client.start_workflow(ReleaseWorkflow.run, request, id=f"bench-{version}", task_queue=stack.task_queue)
 
 
-async def completions(handle: WorkflowHandle) -> list[tuple[str, datetime]]:
-    """(activity type, completion time) of each completed activity, in order."""
-    scheduled: dict[int, str] = {}
-    done = []
-    async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            activity = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
-            done.append((activity, event.event_time.ToDatetime()))
-    return done
-
-
 async def bake_breach_to_previous(stack: Stack, version: str) -> float:
     handle = await release(stack, version, {**POLICY, "bake_seconds": 120}, LEAK)
     result = await handle.result()
     assert result.outcome is Outcome.ROLLED_BACK and result.after_promotion, result.reason
-    done = await completions(handle)
-    reverted = next(at for name, at in done if name == "revert_version")
-    breached = max(at for name, at in done if name == "observe_metrics" and at < reverted)
+    done = await activity_completions(handle)
+    reverted = next(at for name, _, at in done if name == "revert_version")
+    breached = max(at for name, _, at in done if name == "observe_metrics" and at < reverted)
     return (reverted - breached).total_seconds()
 
 
@@ -80,7 +66,7 @@ async def revert(stack: Stack, to: str, activity: str) -> float:
     )
     result = await handle.result()
     assert result.outcome is Outcome.REVERTED, result.reason
-    routed = next(at for name, at in await completions(handle) if name == activity)
+    routed = next(at for name, _, at in await activity_completions(handle) if name == activity)
     return routed.timestamp() - began
 
 

@@ -23,8 +23,7 @@ from benchmarks.common import bench_environment, report, run_benchmark
 from pipeline.local.devstack import local_stack
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.models import Outcome
-from tests.helpers.real_stack import SERVICE, approve_all, start_release
-from tests.test_migration_release import (
+from tests.helpers.migration_stack import (
     BASE,
     BROKEN_FILE_REFS,
     CANARY_POLICY,
@@ -40,6 +39,7 @@ from tests.test_migration_release import (
     revision,
     rollback_seconds,
 )
+from tests.helpers.real_stack import SERVICE, approve_all, start_release
 
 
 async def main(runs: int) -> None:

@@ -1,4 +1,5 @@
-"""The one way this code makes an HTTP client: with a TLS context built once per process.
+"""The one way the worker and the local world make an HTTP client: with a TLS context
+built once per process.
 
 httpx builds a new context (reading the CA bundle) for each client, about 70 ms on this
 machine; activities make a client per call, so that cost fell on every traffic change,

@@ -14,145 +14,39 @@ The releases build on each other, so the tests of this module run in order on on
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
 
-import httpx
-import psycopg
 import pytest
 import pytest_asyncio
-from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, local_stack
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.models import Outcome, Phase
 from tests.helpers.local import local_environment
-from tests.helpers.real_stack import QUICK_POLICY, SERVICE, approve_all, served_by, start_release, until
+from tests.helpers.migration_stack import (
+    BASE,
+    BROKEN_FILE_REFS,
+    CANARY_POLICY,
+    CONTRACT,
+    DEMO_MIGRATION,
+    EXPAND,
+    LOAD_PER_SECOND,
+    POLICY,
+    WRITES_PRIORITY,
+    Uploads,
+    delete_photos_with_missing_files,
+    failed_gets,
+    photo_ids,
+    photos_with_missing_files,
+    revision,
+    rollback_seconds,
+    shoot_ids,
+    shoots_without_priority,
+)
+from tests.helpers.real_stack import SERVICE, approve_all, served_by, start_release, until
 
 pytestmark = pytest.mark.integration
-
-BASE, EXPAND, CONTRACT = "0001_base", "0002_shoot_priority", "0003_shoot_priority_not_null"
-DEMO_MIGRATION = {"expand": EXPAND, "contract": CONTRACT}
-POLICY = {**QUICK_POLICY, "bake_seconds": 4}
-CANARY_POLICY = {**POLICY, "canary_duration_seconds": 12}
-"""Long enough for stable and canary each to take uploads on the expanded schema."""
-WRITES_PRIORITY = {"GALLERY_WRITES_PRIORITY": "1"}
-BROKEN_FILE_REFS = {"GALLERY_BROKEN_FILE_REFS": "1"}
-LOAD_PER_SECOND = 30
-UPLOAD_EVERY_SECONDS = 0.25
-
-
-@dataclass
-class Upload:
-    at: float
-    version: str
-    status: int
-    photo_id: int | None
-
-
-@dataclass
-class Uploads:
-    """A trickle of photo uploads (POST /api/photos) through the router, each counted,
-    an unreachable router as 599, like the LoadGenerator's GETs."""
-
-    router_url: str
-    every: float = UPLOAD_EVERY_SECONDS
-    log: list[Upload] = field(default_factory=list)
-    _task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> Uploads:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    def failed(self) -> list[Upload]:
-        return [upload for upload in self.log if not 200 <= upload.status < 300]
-
-    def since(self, moment: float) -> list[Upload]:
-        return [upload for upload in self.log if upload.at >= moment]
-
-    async def _run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.router_url, timeout=5) as client:
-            sent = 0
-            while True:
-                sent += 1
-                await self._one(client, f"photo {sent}")
-                await asyncio.sleep(self.every)
-
-    async def _one(self, client: httpx.AsyncClient, title: str) -> None:
-        try:
-            response = await client.post("/api/photos", json={"title": title}, headers={"Host": f"{SERVICE}.localhost"})
-        except httpx.HTTPError:
-            self.log.append(Upload(time.monotonic(), "unreachable", 599, None))
-            return
-        photo_id = response.json().get("id") if response.status_code == 201 else None
-        self.log.append(Upload(time.monotonic(), response.headers.get("X-Served-Version", "router"), response.status_code, photo_id))
-
-
-def failed_gets(load: LoadGenerator) -> list[tuple[str, int]]:
-    return [(served.version, served.status) for served in load.log if served.status != 200]
-
-
-def production_url(stack: Stack) -> str:
-    """The production database's URL, from the worker's databases file (never from a release)."""
-    config = json.loads(stack.local.databases_file.read_text())
-    return config["services"][SERVICE]["production"]["url"]
-
-
-def query(stack: Stack, sql: str) -> list[tuple]:
-    with psycopg.connect(production_url(stack), autocommit=True) as connection:
-        return connection.execute(sql).fetchall()
-
-
-def revision(stack: Stack) -> str:
-    return query(stack, "SELECT version_num FROM alembic_version")[0][0]
-
-
-def photo_ids(stack: Stack) -> set[int]:
-    return {row[0] for row in query(stack, "SELECT id FROM photos")}
-
-
-def shoot_ids(stack: Stack) -> set[int]:
-    return {row[0] for row in query(stack, "SELECT id FROM shoots")}
-
-
-def shoots_without_priority(stack: Stack) -> int:
-    return query(stack, "SELECT count(*) FROM shoots WHERE priority IS NULL")[0][0]
-
-
-def photos_with_missing_files(stack: Stack) -> int:
-    return query(stack, "SELECT count(*) FROM photos p WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.ref = p.file_ref)")[0][0]
-
-
-def delete_photos_with_missing_files(stack: Stack) -> int:
-    """The operator's repair after a bad release: its photos whose files were never written."""
-    return len(query(stack, "DELETE FROM photos p WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.ref = p.file_ref) RETURNING id"))
-
-
-async def rollback_seconds(handle: WorkflowHandle) -> float:
-    """From the workflow history: from the completion of the check_consistency activity
-    that found the violation (the last one before the rollback's downgrade) to the
-    completion of the downgrade migrate activity (traffic is on stable before it starts)."""
-    scheduled: dict[int, tuple[str, bytes]] = {}
-    completions: list[tuple[str, bytes, datetime]] = []
-    async for event in handle.fetch_history_events():
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attributes = event.activity_task_scheduled_event_attributes
-            data = b"".join(payload.data for payload in attributes.input.payloads)
-            scheduled[event.event_id] = (attributes.activity_type.name, data)
-        elif event.HasField("activity_task_completed_event_attributes"):
-            name, data = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
-            completions.append((name, data, event.event_time.ToDatetime()))
-    downgrade = next(i for i, (name, data, _) in enumerate(completions) if name == "migrate" and b'"downgrade"' in data)
-    found = max(i for i, (name, _, _) in enumerate(completions[:downgrade]) if name == "check_consistency")
-    return (completions[downgrade][2] - completions[found][2]).total_seconds()
-
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory) -> AsyncIterator[Stack]:

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -102,3 +102,19 @@ async def served_by(load: LoadGenerator, version: str, count: int = 40, within: 
     while sum(load.served_since(since).values()) < count and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     return dict(load.served_since(since))
+
+
+async def activity_completions(handle: WorkflowHandle) -> list[tuple[str, bytes, datetime]]:
+    """From a release's history, each completed activity in order: its type, its input
+    (the payloads' bytes) and when it completed. Benchmarks time a release from it."""
+    scheduled: dict[int, tuple[str, bytes]] = {}
+    completions: list[tuple[str, bytes, datetime]] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            data = b"".join(payload.data for payload in attributes.input.payloads)
+            scheduled[event.event_id] = (attributes.activity_type.name, data)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            name, data = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
+            completions.append((name, data, event.event_time.ToDatetime()))
+    return completions
