@@ -25,7 +25,8 @@ Thresholds (`--short` is meant for CI; they are deliberately a little generous):
   kill switch after worker loss <= 5 s after the restarted worker is up
   router killed -> answering    <= 5 s (target 2 s; more than 10 s: restarted here, failed)
   longest stall                 <= 45 s (a heartbeat timeout of 30 s plus the fast
-                                        policy's longest natural wait)
+                                        policy's longest natural wait), plus 30 s
+                                        per further worker kill inside the stall
   failed requests               none beyond the bad canaries' injected 500s and
                                 the router outage, within 0.1 % of all requests
 

@@ -7,6 +7,7 @@ import time
 from benchmarks.chaos.figures import leftovers, service_processes
 from benchmarks.chaos.settings import (
     LOAD_RATE,
+    STALL_PER_EXTRA_WORKER_LOSS_SECONDS,
     TARGET_KILL_SWITCH_SECONDS,
     TARGET_OTHER_FAILED_SHARE,
     TARGET_ROUTER_SECONDS,
@@ -92,8 +93,11 @@ async def main(releases: int | None, services: int | None, worker_kills: int | N
            f"restart {restart:.2f} s, first release moved {min(moving):.2f} s after" if restart and moving else "not done",
            bool(restart and moving), "restarted and moving")
     stalls = [(r.longest_stall(), r) for r in [*soak.releases, *soak.extra] if r.changes]
-    (stall, where, since, until), stalled = max(stalls, key=lambda s: s[0][0]) if stalls else ((0.0, "", 0.0, 0.0), None)
-    figure("longest stall", f"{stall:.1f} s ({where})", stall <= TARGET_STALL_SECONDS, f"<= {TARGET_STALL_SECONDS:g} s")
+    (stall, where, since, until), stalled = max(
+        stalls, key=lambda s: s[0][0] - stall_allowance(soak, s[0][2], s[0][3])) if stalls else ((0.0, "", 0.0, 0.0), None)
+    allowed = stall_allowance(soak, since, until)
+    figure("longest stall", f"{stall:.1f} s ({where})", stall <= allowed,
+           f"<= {allowed:g} s" + ("" if allowed == TARGET_STALL_SECONDS else ", two worker losses in it"))
     if stalled and stall > TARGET_STALL_SECONDS / 2:
         chaos_then = [f"{what.split(';')[0]} at {at - soak.began:.0f}s" for at, what in soak.chaos_log if since - 5 <= at <= until]
         print(f"       chaos during it: {', '.join(chaos_then) or 'none'}")
@@ -116,3 +120,10 @@ async def main(releases: int | None, services: int | None, worker_kills: int | N
     print("chaos: all figures within their targets" if ok else "chaos: some figures missed their targets", flush=True)
     if not ok:
         exit_process(1)
+
+
+def stall_allowance(soak: Soak, since: float, until: float) -> float:
+    """The stall target, plus one heartbeat timeout for each worker loss beyond the
+    first that fell inside the stall: the schedule may put two kills within seconds."""
+    losses = sum(1 for at, what in soak.chaos_log if since - 5 <= at <= until and what.startswith("worker SIGKILLed"))
+    return TARGET_STALL_SECONDS + STALL_PER_EXTRA_WORKER_LOSS_SECONDS * max(0, losses - 1)

@@ -31,4 +31,7 @@ CLI_TIMEOUT_SECONDS = 30
 TARGET_KILL_SWITCH_SECONDS = 5.0
 TARGET_ROUTER_SECONDS = 5.0
 TARGET_STALL_SECONDS = 45.0
+STALL_PER_EXTRA_WORKER_LOSS_SECONDS = 30.0
+"""A killed worker's attempt waits out its heartbeat timeout (30 s) before it is retried:
+a stall that two worker kills hit is allowed that wait once more."""
 TARGET_OTHER_FAILED_SHARE = 0.001
