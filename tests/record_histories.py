@@ -34,6 +34,13 @@ from workflows.release import ReleaseWorkflow
 HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "record"
 REVERT = {"service": REQUEST["service"], "revert": {"actor": "carol", "reason": "recorded"}}
+MIGRATING = {**REQUEST, "migration": {"expand": "0002", "contract": "0003"}}
+
+
+def violated_after(clean_runs: int):
+    """Consistency checks clean for `clean_runs` runs, then 4 photos without a shoot."""
+    runs = iter([{}] * clean_runs)
+    return lambda: next(runs, {"photos_without_shoot": 4})
 
 
 async def record(env: WorkflowEnvironment, name: str, request, world: FakeWorld, drive_it) -> None:
@@ -99,6 +106,8 @@ async def main() -> None:
             ("held_then_promoted", held, {**REQUEST, "policy": {"required_approvals": []}}, FakeWorld(), break_glass_then_clear_uploads),
             ("rolled_back_in_bake", GATES, REQUEST, FakeWorld(promoted_health=FAILING), approve_both),
             ("reverted", GATES, REVERT, FakeWorld(), nothing),
+            ("migrated", GATES, MIGRATING, FakeWorld(), approve_both),
+            ("migration_rolled_back", GATES, MIGRATING, FakeWorld(violations=violated_after(3)), approve_canary),
             ("invalid_request", GATES, {"version": "1"}, FakeWorld(), nothing),
         ]
         only = set(sys.argv[1:])
