@@ -9,7 +9,7 @@ trickle of uploads, every response counted:
   stable before that starts), target < 5 s. Between runs the bad rows are repaired, as
   an operator would, or the next release would refuse to expand;
 - zero failed requests across expand, canary, promotion and contract of the demo
-  migration (GALLERY_WRITES_PRIORITY=1, expand 0002 / contract 0003).
+  migration (GALLERY_WRITES_PRIORITY=1, expand 0002, backfill 0003, contract 0004).
 
     .venv/bin/python -m benchmarks.migration [--runs 3]
 """

@@ -83,12 +83,12 @@ def test_revisions_upgrade_to_head_and_downgrade_to_base(database: str) -> None:
 
 
 def test_contract_fails_while_a_shoot_has_no_priority_and_changes_nothing(database: str) -> None:
-    command.upgrade(alembic(database), "0002_shoot_priority")
-    with psycopg.connect(database) as connection:
+    command.upgrade(alembic(database), "0003_shoot_priority_backfill")
+    with psycopg.connect(database) as connection:  # a shoot written after the backfill by a version without priority
         client = connection.execute("INSERT INTO clients (name) VALUES ('c') RETURNING id").fetchone()[0]
         connection.execute("INSERT INTO shoots (client_id, name) VALUES (%s, 's')", (client,))
     with pytest.raises(Exception, match="priority"):
-        command.upgrade(alembic(database), "0003_shoot_priority_not_null")
+        command.upgrade(alembic(database), "0004_shoot_priority_not_null")
     assert columns(database, "shoots")["priority"] == "YES"
 
 

@@ -42,10 +42,13 @@ async def test_a_consistency_violation_during_the_canary_rolls_back_and_reverses
     result = await (await start(MIGRATING)).result()
 
     assert result.outcome is Outcome.ROLLED_BACK and "photos_without_shoot: 4 violations" in result.reason
-    assert result.breach is not None and result.breach.severity == "immediate"
+    assert result.breach is None, "a consistency violation is no metric: the checks are in result.consistency"
+    assert [check.name for check in result.consistency.violated] == ["photos_without_shoot"]
     assert world.weights[-1] == 0
-    assert migrations(world)[-1] == ("production", "downgrade", "0001"), "the expand is reversed after traffic is back"
-    assert result.migration.reversed and not result.migration.contracted
+    assert migrations(world)[-2:] == [("production", "downgrade", "0001"), ("staging", "downgrade", "0001")], (
+        "the expand is reversed after traffic is back, then staging follows production"
+    )
+    assert result.migration.reversed and result.migration.staging_restored and not result.migration.contracted
 
 
 async def test_a_breach_with_keep_leaves_the_expand_in_place(world: FakeWorld, start):
@@ -55,7 +58,7 @@ async def test_a_breach_with_keep_leaves_the_expand_in_place(world: FakeWorld, s
     result = await handle.result()
 
     assert result.outcome is Outcome.ROLLED_BACK
-    assert ("production", "downgrade", "0001") not in migrations(world)
+    assert [m for m in migrations(world) if m[1] == "downgrade"] == [], "production keeps its expand, staging follows"
     assert any("safe for the previous version" in e.message for e in (await status(handle)).timeline)
 
 
@@ -99,3 +102,31 @@ async def test_a_contract_without_an_expand_is_refused_naming_the_field(start):
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     assert "migration.expand" in str(failure.value.cause)
+
+
+async def test_a_backfill_runs_after_retire_and_before_contract_on_each_database(world: FakeWorld, start):
+    request = {**MIGRATING, "migration": {"expand": "0002", "backfill": "0003", "contract": "0004"}}
+    result = await (await start(request)).result()
+
+    assert result.outcome is Outcome.PROMOTED, result.reason
+    assert migrations(world) == [
+        ("staging", "upgrade", "0002"),
+        ("staging", "upgrade", "0003"),
+        ("staging", "upgrade", "0004"),
+        ("production", "upgrade", "0002"),
+        ("production", "upgrade", "0003"),
+        ("production", "upgrade", "0004"),
+    ]
+    order = [call for call in world.calls if call[0] in ("migrate", "retire_version")]
+    assert order.index(("retire_version", "1.0.0")) < order.index(("migrate", ("production", "upgrade", "0003")))
+    assert result.migration.backfilled and result.migration.contracted
+
+
+async def test_a_release_failing_in_staging_takes_staging_back_to_its_revision(world: FakeWorld, start):
+    world.failing_suites = {"unit"}
+    result = await (await start(MIGRATING)).result()
+
+    assert result.outcome is Outcome.FAILED
+    assert migrations(world) == [("staging", "upgrade", "0002"), ("staging", "downgrade", "0001")]
+    assert world.revisions == {"production": "0001", "staging": "0001"}
+    assert not result.migration.expanded and result.migration.staging_restored

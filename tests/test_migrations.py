@@ -51,7 +51,8 @@ def tool() -> AlembicTool:
 def test_revisions_are_listed_base_first(tool):
     assert tool.revisions() == ["0001", "0002", "0003", "0004"]
     assert AlembicTool(GALLERY_REVISIONS).revisions() == [
-        "0001_base", "0002_shoot_priority", "0003_shoot_priority_not_null"
+        "0001_base", "0002_shoot_priority", "0003_shoot_priority_backfill", "0004_shoot_priority_not_null",
+        "0005_photo_caption",
     ]
 
 
@@ -98,14 +99,15 @@ def test_an_unreachable_database_is_retryable_and_its_url_is_never_told(tool, tm
 def test_the_gallery_expand_sql_is_compatible_and_its_contract_is_not():
     gallery = AlembicTool(GALLERY_REVISIONS)
     assert expand_problems(gallery.upgrade_sql("0001_base", "0002_shoot_priority")) == []
-    (problem,) = expand_problems(gallery.upgrade_sql("0002_shoot_priority", "0003_shoot_priority_not_null"))
+    (problem,) = expand_problems(gallery.upgrade_sql("0003_shoot_priority_backfill", "0004_shoot_priority_not_null"))
     assert "SET NOT NULL" in problem
     assert expand_problems(gallery.upgrade_sql(None, "0002_shoot_priority")) == []
+    assert expand_problems(gallery.upgrade_sql("0004_shoot_priority_not_null", "0005_photo_caption")) == []
 
 
 def test_the_gallery_schema_goes_up_and_down(database):
     gallery = AlembicTool(GALLERY_REVISIONS)
-    assert gallery.upgrade(database, "0003_shoot_priority_not_null") is True
+    assert gallery.upgrade(database, "0005_photo_caption") is True
     assert "priority" in columns(database, "shoots")
     assert gallery.downgrade(database, "0001_base") is True
     assert "priority" not in columns(database, "shoots")

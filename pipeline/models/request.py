@@ -242,10 +242,15 @@ REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 class MigrationPlan(Input):
     """An expand/contract migration carried by a release: `expand` is applied before the
-    canary (and must keep the running stable version working), `contract` only once
-    nothing can roll back to the previous version any more (the point of no return)."""
+    canary (and must keep the running stable version working), `backfill` and then
+    `contract` only once nothing can roll back to the previous version any more
+    (contract is the point of no return)."""
 
     expand: str = Field(pattern=REVISION_PATTERN)
+    backfill: str | None = Field(None, pattern=REVISION_PATTERN)
+    """A data-only revision between expand and contract (fills what contract will
+    require), applied once the previous version is retired, so nothing writes the old
+    shape after it."""
     contract: str | None = Field(None, pattern=REVISION_PATTERN)
 
 

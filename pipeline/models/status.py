@@ -57,12 +57,18 @@ class MigrationState(Strict):
 
     expand: str
     contract: str | None = None
+    backfill: str | None = None
     before: str | None = None
     """The production revision before the expand: what a rollback downgrades to."""
     expanded: bool = False
+    backfilled: bool = False
     contracted: bool = False
     """The point of no return: after contract there is no automatic schema rollback."""
     reversed: bool = False
+    staging_before: str | None = None
+    """The staging revision before this release: where a release that does not keep its
+    expand on production leaves staging, so that staging follows production."""
+    staging_restored: bool = False
 
 
 class TimelineEntry(Strict):

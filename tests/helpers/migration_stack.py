@@ -19,8 +19,10 @@ from pipeline.local.devstack import Stack
 from pipeline.local.loadgen import LoadGenerator
 from tests.helpers.real_stack import QUICK_POLICY, SERVICE, activity_completions
 
-BASE, EXPAND, CONTRACT = "0001_base", "0002_shoot_priority", "0003_shoot_priority_not_null"
-DEMO_MIGRATION = {"expand": EXPAND, "contract": CONTRACT}
+BASE, EXPAND, BACKFILL, CONTRACT = (
+    "0001_base", "0002_shoot_priority", "0003_shoot_priority_backfill", "0004_shoot_priority_not_null"
+)
+DEMO_MIGRATION = {"expand": EXPAND, "backfill": BACKFILL, "contract": CONTRACT}
 POLICY = {**QUICK_POLICY, "bake_seconds": 4}
 CANARY_POLICY = {**POLICY, "canary_duration_seconds": 12}
 """Long enough for stable and canary each to take uploads on the expanded schema."""

@@ -1,12 +1,13 @@
 """Expand/contract schema migrations inside the rollout, and data-consistency checks.
 
-A release with `migration` expands (and contracts, to prove it) on the staging database
-before its suites run; checks that the expand keeps the running stable version working,
-then expands production before the canary; checks data consistency before the canary and
-at every analysis (a violation is an immediate breach); and contracts only once the
-previous version is retired, so that nothing can roll back to it any more (the point of
-no return). A rollback before contract reverses the expand, by policy, once traffic is
-back on stable. Releases without `migration` run none of this, so no patch is needed.
+A release with `migration` expands the staging database before its suites run (and
+backfills and contracts it after, to prove them); checks that the expand keeps the
+running stable version working, then expands production before the canary; checks data
+consistency before the canary and at every analysis (a violation is an immediate
+breach); and backfills and contracts only once the previous version is retired, so that
+nothing can roll back to it any more (contract is the point of no return). A rollback
+before contract reverses the expand, by policy, once traffic is back on stable, and
+staging follows production. Releases without `migration` run none of this.
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.models import (
         ConsistencyReport,
         ConsistencyRequest,
-        MetricCheck,
-        Metric,
         MigrationRequest,
         MigrationResult,
         MigrationState,
         Outcome,
-        Severity,
     )
 
 from workflows.release.calls import ROLLBACK_RETRIES, cause
@@ -37,6 +35,9 @@ from workflows.release.waiting import only_time
 
 MIGRATION_TIMEOUT = timedelta(minutes=30)
 CONTRACT_RECHECK_SECONDS = 60
+STAGING_FOLLOWS_PATCH = "staging-follows-production"
+"""Since this patch, a release that does not keep its expand on production takes
+staging's schema back to where it was."""
 ONCE = RetryPolicy(maximum_attempts=1)
 """A contract whose precondition fails is tried again by the workflow, after a wait."""
 
@@ -56,14 +57,22 @@ class Migrating:
 
     async def _migrate_staging(self) -> None:
         """Expand staging before the new version runs there; its suites then run on it."""
-        if self._migrates():
-            await self._migrate("staging", self._request.migration.expand)
+        plan = self._request.migration
+        if plan is None:
+            return
+        result = await self._migrate("staging", plan.expand)
+        self._status.migration = MigrationState(
+            expand=plan.expand, backfill=plan.backfill, contract=plan.contract, staging_before=result.before
+        )
 
     async def _prove_contract_on_staging(self) -> None:
         plan = self._request.migration
-        if plan is not None and plan.contract is not None:
-            await self._migrate("staging", plan.contract)
-            await self._require_consistency("staging", "after contract on staging")
+        if plan is None or plan.contract is None and plan.backfill is None:
+            return
+        for revision in (plan.backfill, plan.contract):
+            if revision is not None:
+                await self._migrate("staging", revision)
+        await self._require_consistency("staging", f"after {'contract' if plan.contract else 'backfill'} on staging")
 
     async def _expand_production(self) -> None:
         """Before the canary: the expand must keep stable working, then it is applied."""
@@ -79,9 +88,9 @@ class Migrating:
             raise ReleaseStopped(Outcome.FAILED, f"expand {plan.expand} is not backward-compatible: " + "; ".join(problems))
         await self._require_consistency("production", "before the expand")
         result = await self._migrate("production", plan.expand)
-        self._status.migration = MigrationState(
-            expand=plan.expand, contract=plan.contract, before=result.before, expanded=True
-        )
+        state = self._status.migration or MigrationState(expand=plan.expand, backfill=plan.backfill, contract=plan.contract)
+        state.before, state.expanded = result.before, True
+        self._status.migration = state
 
     async def _require_consistency(self, database: str, when: str) -> None:
         report = await self._consistency(database)
@@ -114,38 +123,48 @@ class Migrating:
         if report.inconclusive:
             self._note("consistency inconclusive: " + "; ".join(f"{c.name} ({c.detail})" for c in report.inconclusive))
         if report.violated:
-            first = report.violated[0]
-            breach = MetricCheck(
-                metric=Metric.FILE_CORRUPTION_RATE if "file" in first.name else Metric.ERROR_RATE,
-                value=float(first.violations),
-                threshold="0 consistency violations",
-                passed=False,
-                severity=Severity.IMMEDIATE,
-                reason=describe_violations(report),
-            )
-            raise ReleaseStopped(Outcome.ROLLED_BACK, f"data consistency: {describe_violations(report)}", breach)
+            raise ReleaseStopped(Outcome.ROLLED_BACK, f"data consistency: {describe_violations(report)}")
 
     async def _reverse_expand(self) -> None:
         """After a rollback's traffic is on stable: the expand reversed, or kept by policy
-        (an expand is safe for the old version by design). After contract, nothing."""
+        (an expand is safe for the old version by design). After contract, nothing.
+        Staging then follows production."""
         state = self._status.migration
-        if state is None or not state.expanded or state.reversed:
+        if state is None:
             return
-        if state.contracted:
-            self._note(f"schema contracted to {state.contract}: no automatic schema rollback after the point of no return")
+        if state.expanded and not state.reversed:
+            if state.contracted:
+                self._note(f"schema contracted to {state.contract}: no automatic schema rollback after the point of no return")
+                return
+            if self._request.policy.migration_rollback == "keep":
+                self._note(f"schema kept at {state.expand}: safe for the previous version by design")
+                return
+            await self._migrate("production", state.before, "downgrade", retry=ROLLBACK_RETRIES)
+            state.reversed = True
+        await self._restore_staging(state)
+
+    async def _restore_staging(self, state: MigrationState) -> None:
+        """Staging's schema back to where it was before this release. Staging carries no
+        traffic: a failure is noted, and does not hold up the rollback's outcome."""
+        if state.staging_restored or not workflow.patched(STAGING_FOLLOWS_PATCH):
             return
-        if self._request.policy.migration_rollback == "keep":
-            self._note(f"schema kept at {state.expand}: safe for the previous version by design")
-            return
-        await self._migrate("production", state.before, "downgrade", retry=ROLLBACK_RETRIES)
-        state.reversed = True
+        try:
+            await self._migrate("staging", state.staging_before, "downgrade")
+            state.staging_restored = True
+        except ReleaseStopped as failure:
+            self._note(f"staging schema not restored to {state.staging_before or 'base'}: {failure.reason}")
 
     async def _contract_production(self) -> None:
         """Contract once the previous version is retired: the point of no return. A
         precondition that does not hold yet (rows still NULL) is retried until the
         policy's bound; then the release fails with the schema still expanded (safe)."""
         state = self._status.migration
-        if state is None or state.contract is None or state.contracted:
+        if state is None:
+            return
+        if state.backfill is not None and not state.backfilled:
+            await self._migrate("production", state.backfill)
+            state.backfilled = True
+        if state.contract is None or state.contracted:
             return
         waited, bound = 0, self._request.policy.contract_wait_seconds
         while True:

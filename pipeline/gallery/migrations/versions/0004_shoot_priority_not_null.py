@@ -3,8 +3,8 @@ version that leaves it empty can run any more (the point of no return)."""
 
 from alembic import op
 
-revision = "0003_shoot_priority_not_null"
-down_revision = "0002_shoot_priority"
+revision = "0004_shoot_priority_not_null"
+down_revision = "0003_shoot_priority_backfill"
 branch_labels = None
 depends_on = None
 
