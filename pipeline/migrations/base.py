@@ -43,3 +43,19 @@ class MigrationFailed(PermanentTargetError):
 class DatabaseUnreachable(TargetError):
     """The database could not be reached, or the connection was lost mid-step (the
     step's transaction then rolled back). Retried."""
+
+
+def position(revisions: list[str], revision: str | None) -> int:
+    """Where `revision` is in `revisions` (base first): -1 for the base (None)."""
+    if revision is None:
+        return -1
+    if revision not in revisions:
+        raise UnknownRevision(f"unknown revision {revision!r}; known: {', '.join(revisions) or 'none'}")
+    return revisions.index(revision)
+
+
+def reached(revisions: list[str], current: str | None, direction: str, revision: str | None) -> bool:
+    """Whether a database at `current` already is where a step `direction` to `revision`
+    leads: an upgrade never goes down, a downgrade never up."""
+    here, there = position(revisions, current), position(revisions, revision)
+    return here >= there if direction == "upgrade" else here <= there

@@ -20,6 +20,8 @@ class MigrationRequest(Strict):
     revision: str | None
     """The revision to reach; None (with `downgrade`) is the base: no schema."""
     direction: Literal["upgrade", "downgrade"] = "upgrade"
+    version: str | None = None
+    """The release's version: the image tag of a migration Job (kubernetes target)."""
 
 
 class MigrationResult(Strict):

@@ -13,6 +13,12 @@ What it implements, with the real API's semantics:
   until `recover` completes it.
 - VirtualServices and DestinationRules (networking.istio.io/v1), HTTPRoutes
   (gateway.networking.k8s.io/v1): GET, POST, PATCH.
+- Jobs (batch/v1): GET, POST (409 AlreadyExists). A created Job shows `active: 1`
+  until a test plays the Job controller with `finish_job`, which sets the Complete or
+  Failed condition and leaves the Job's pod (labelled `job-name`) with its container
+  terminated and its termination message, as a real cluster does once the pod ends.
+- Pods: list, with an equality `labelSelector` only (`a=b,c=d`); the double makes pods
+  for finished Jobs only.
 - SelfSubjectAccessReviews: allowed unless the (verb, resource) pair is in `denied`.
 - resourceVersion: one counter for all writes; a PATCH that names a resourceVersion
   other than the stored one gets 409 Conflict, as an update would.
@@ -27,8 +33,8 @@ What it implements, with the real API's semantics:
   `delay` holds every answer that many seconds; `before_next_patch(change)` lands
   another writer's edit between a client's read and its write.
 
-Not implemented: authentication (any bearer token is accepted), watches, list,
-label selectors, field managers, server-side apply, defaulting, validation,
+Not implemented: authentication (any bearer token is accepted), watches, list (but
+for pods), set-based label selectors, field managers, server-side apply, defaulting, validation,
 ReplicaSets and pods, and the /scale subresource (the target scales by patching
 spec.replicas).
 """
@@ -43,6 +49,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 OBJECT_PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$")
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces/(?P<name>[^/]+)$")
@@ -50,7 +57,8 @@ ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 MERGE, STRATEGIC = "application/merge-patch+json", "application/strategic-merge-patch+json"
 REPLACE = {"$patch": "replace"}
 KINDS = {"deployments": "Deployment", "virtualservices": "VirtualService", "destinationrules": "DestinationRule",
-         "httproutes": "HTTPRoute"}
+         "httproutes": "HTTPRoute", "jobs": "Job", "pods": "Pod"}
+JOB_FAILED = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
 
 class ApiError(Exception):
@@ -102,6 +110,31 @@ class KubeDouble:
             if plural == "deployments":
                 self._roll_out(obj["metadata"]["namespace"], obj["metadata"]["name"])
 
+    def finish_job(self, namespace: str, name: str, *, succeeded: bool, message: str = "",
+                   reason: tuple[str, str] = JOB_FAILED) -> None:
+        """The Job controller's work once the Job's pod ended: the pod, terminated with
+        exit code 0 or 1 and `message`, and the Job's Complete or Failed (`reason`) condition."""
+        with self._lock:
+            job = self._objects[("jobs", namespace, name)]
+            container = job["spec"]["template"]["spec"]["containers"][0]
+            terminated = {"exitCode": 0 if succeeded else 1, "reason": "Completed" if succeeded else "Error",
+                          "message": message}
+            self._store("pods", namespace, {
+                "apiVersion": "v1", "metadata": {"name": f"{name}-x7k2p", "labels": {"job-name": name}},
+                "status": {"phase": "Succeeded" if succeeded else "Failed", "containerStatuses": [
+                    {"name": container["name"], "image": container["image"], "imageID": "", "ready": False,
+                     "restartCount": 0, "state": {"terminated": terminated}}]},
+            }, created=True)
+            condition = {"type": "Complete", "status": "True"} if succeeded else {
+                "type": "Failed", "status": "True", "reason": reason[0], "message": reason[1]}
+            job["status"] = {"succeeded" if succeeded else "failed": 1, "conditions": [condition]}
+            self._version += 1
+            job["metadata"]["resourceVersion"] = str(self._version)
+
+    def names(self, plural: str, namespace: str) -> list[str]:
+        with self._lock:
+            return sorted(name for kind, ns, name in self._objects if (kind, ns) == (plural, namespace))
+
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             found = self._objects.get((plural, namespace, name))
@@ -151,7 +184,7 @@ class KubeDouble:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        path = handler.path.split("?", 1)[0]
+        path, _, query = handler.path.partition("?")
         content_type = handler.headers.get("Content-Type", "").split(";")[0]
         with self._lock:
             self.requests.append((handler.command, path, content_type, body))
@@ -160,7 +193,7 @@ class KubeDouble:
         try:
             if fault:
                 raise ApiError(fault, "InternalError" if fault >= 500 else "Conflict", f"injected {fault}")
-            code, answer = self._handle(handler.command, path, content_type, body)
+            code, answer = self._handle(handler.command, path, content_type, body, parse_qs(query))
         except ApiError as error:
             code, answer = error.code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                         "message": error.message, "reason": error.reason, "code": error.code}
@@ -171,7 +204,8 @@ class KubeDouble:
         handler.end_headers()
         handler.wfile.write(data)
 
-    def _handle(self, method: str, path: str, content_type: str, body: Any) -> tuple[int, dict[str, Any]]:
+    def _handle(self, method: str, path: str, content_type: str, body: Any,
+                query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         if path == ACCESS_REVIEW_PATH and method == "POST":
             return 201, self._review(body)
         if (found := NAMESPACE_PATH.match(path)) and method == "GET":
@@ -185,6 +219,8 @@ class KubeDouble:
         with self._lock:
             if method == "POST" and name is None:
                 return 201, self._create(plural, namespace, body)
+            if method == "GET" and name is None and plural == "pods":
+                return 200, self._list(plural, namespace, query.get("labelSelector", [""])[0])
             key = (plural, namespace, name)
             if key not in self._objects:
                 raise ApiError(404, "NotFound", f'{plural} "{name}" not found')
@@ -215,7 +251,15 @@ class KubeDouble:
         stored = self._store(plural, namespace, body, created=True)
         if plural == "deployments":
             self._schedule_rollout(namespace, name)
+        if plural == "jobs":
+            stored["status"] = {"active": 1}
         return copy.deepcopy(stored)
+
+    def _list(self, plural: str, namespace: str, selector: str) -> dict[str, Any]:
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+        items = [copy.deepcopy(obj) for (kind, ns, _), obj in self._objects.items() if (kind, ns) == (plural, namespace)
+                 and wanted.items() <= obj["metadata"].get("labels", {}).items()]
+        return {"kind": f"{KINDS[plural]}List", "apiVersion": "v1", "metadata": {}, "items": items}
 
     def _patch(self, key: tuple[str, str, str], content_type: str, patch: dict[str, Any]) -> dict[str, Any]:
         if content_type not in (MERGE, STRATEGIC):
