@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -16,6 +17,7 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.http import http_client
 from pipeline.local.devstack import Stack
+from pipeline.local.env import write_atomically
 from pipeline.local.loadgen import LoadGenerator
 from tests.helpers.real_stack import QUICK_POLICY, SERVICE, activity_completions
 
@@ -130,3 +132,36 @@ async def rollback_seconds(handle: WorkflowHandle) -> float:
     downgrade = next(i for i, (name, data, _) in enumerate(completions) if name == "migrate" and b'"downgrade"' in data)
     found = max(i for i, (name, _, _) in enumerate(completions[:downgrade]) if name == "check_consistency")
     return (completions[downgrade][2] - completions[found][2]).total_seconds()
+
+
+def use_revisions(stack: Stack, script_location: Path) -> None:
+    """Point the worker's databases file (read at each use, so no restart) at another
+    Alembic revisions directory for the service's databases."""
+    config = json.loads(stack.local.databases_file.read_text())
+    config["services"][SERVICE]["migrations"]["script_location"] = str(script_location)
+    write_atomically(stack.local.databases_file, json.dumps(config, indent=2))
+
+
+@dataclass(frozen=True)
+class Session:
+    pid: int
+    xid: str | None
+    """The transaction id (as text) once the transaction has written, else None."""
+
+
+def sessions_running(stack: Stack, fragment: str) -> list[Session]:
+    """The other sessions on the production database running a statement that
+    contains `fragment`, from pg_stat_activity."""
+    with psycopg.connect(production_url(stack), autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid, backend_xid::text FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state = 'active' AND strpos(query, %s) > 0",
+            (fragment,),
+        ).fetchall()
+    return [Session(pid, xid) for pid, xid in rows]
+
+
+def transaction_status(stack: Stack, xid: str) -> str:
+    """PostgreSQL's word on a transaction: 'in progress', 'committed' or 'aborted'
+    (a fresh cluster's transaction ids are still in epoch 0, so an xid is its xid8)."""
+    return query(stack, f"SELECT pg_xact_status('{int(xid)}'::xid8)")[0][0]
