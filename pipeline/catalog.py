@@ -67,12 +67,14 @@ TARGETS: dict[str, Target] = {
     "kubernetes": Target(
         "pipeline.targets.kubernetes:KubernetesTarget.from_env", metrics_provider="prometheus", router="istio"
     ),
+    "sim": Target("pipeline.targets.sim:SimTarget.from_env", metrics_provider="sim", router="sim"),
 }
 
 ROUTERS: dict[str, Router] = {
     "traefik": Router("pipeline.routers.traefik:TraefikRouter", targets=frozenset({"local"})),
     "istio": Router("pipeline.routers.istio:IstioRouter", targets=frozenset({"kubernetes"})),
     "gateway-api": Router("pipeline.routers.gateway_api:GatewayApiRouter", targets=frozenset({"kubernetes"})),
+    "sim": Router("pipeline.sim.router:SimRouter", targets=frozenset({"sim"})),
 }
 
 METRICS_PROVIDERS: dict[str, MetricsProvider] = {
@@ -80,6 +82,7 @@ METRICS_PROVIDERS: dict[str, MetricsProvider] = {
     "prometheus": MetricsProvider(
         "pipeline.metrics.prometheus:PrometheusMetrics.for_request", targets=frozenset({"local", "kubernetes"}), samples=True
     ),
+    "sim": MetricsProvider("pipeline.metrics.sim:for_request", targets=frozenset({"sim"}), samples=True),
 }
 
 MIGRATION_TOOLS: dict[str, Adapter] = {

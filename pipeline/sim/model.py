@@ -1,0 +1,159 @@
+"""The simulated service: how one version answers requests at a given age, and how a
+window of requests is spread over the versions by the routing. Pure functions of
+their arguments (no clock, no I/O), so a window drawn twice from the same seed gives
+the same requests.
+
+A version's faults come from its release's env, with the sample gallery's knobs so
+that a request written for the local target fails the same way here:
+  GALLERY_ERROR_RATE            share of requests answered 5xx (0..1)
+  GALLERY_LATENCY_MS            added to every request
+  GALLERY_READY_DELAY_SECONDS   readiness fails until then
+  GALLERY_FAULTS_AFTER_SECONDS  the two faults above start that long after the version
+                                did (a slow degradation that passes the canary)
+and knobs of the sim's own:
+  SIM_LATENCY_MEDIAN_MS, SIM_LATENCY_SIGMA  the healthy latency distribution: lognormal
+                                            with that median and shape
+  SIM_CRASH_AFTER_SECONDS       the version crashes then: every later request fails
+                                and its health check too
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, fields, replace
+from typing import Self
+
+MAX_REQUESTS_PER_WINDOW = 20_000
+"""A long window (hours of skipped time waiting for an approval) is drawn with this many
+requests at most, spread over the whole window, so one analysis stays milliseconds."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    ready_delay_seconds: float = 0.0
+    faults_after_seconds: float = 0.0
+    latency_median_ms: float = 40.0
+    latency_sigma: float = 0.3
+    crash_after_seconds: float | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Self:
+        """The faults a release's env asks for; a knob that is not a number is a
+        ValueError naming it."""
+        knobs = {name: _number(env, variable) for name, variable in ENV_KNOBS.items() if env.get(variable)}
+        return cls().with_changes(**knobs)
+
+    def with_changes(self, **changes: float) -> Self:
+        """These faults with `changes`, clamped: a rate to 0..1, every duration to >= 0."""
+        clamped = {name: max(float(value), 0.0) for name, value in changes.items() if value is not None}
+        if "error_rate" in clamped:
+            clamped["error_rate"] = min(clamped["error_rate"], 1.0)
+        return replace(self, **clamped)
+
+    def crashed_at(self, age_seconds: float) -> bool:
+        return self.crash_after_seconds is not None and age_seconds >= self.crash_after_seconds
+
+    def ready_at(self, age_seconds: float) -> bool:
+        return age_seconds >= self.ready_delay_seconds and not self.crashed_at(age_seconds)
+
+
+ENV_KNOBS = {
+    "error_rate": "GALLERY_ERROR_RATE",
+    "latency_ms": "GALLERY_LATENCY_MS",
+    "ready_delay_seconds": "GALLERY_READY_DELAY_SECONDS",
+    "faults_after_seconds": "GALLERY_FAULTS_AFTER_SECONDS",
+    "latency_median_ms": "SIM_LATENCY_MEDIAN_MS",
+    "latency_sigma": "SIM_LATENCY_SIGMA",
+    "crash_after_seconds": "SIM_CRASH_AFTER_SECONDS",
+}
+"""Faults field -> the env variable that sets it."""
+FAULT_FIELDS = frozenset(field.name for field in fields(Faults))
+
+
+@dataclass(frozen=True)
+class RunningVersion:
+    """A version in a slot: its faults, and when it started (release-clock seconds)."""
+
+    version: str
+    faults: Faults
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Routing:
+    canary_weight: int = 0
+    segments_to_canary: bool = False
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The service's load: requests per second over both versions, and the share of
+    them sent by the canary segments (which all go to the canary while segments route)."""
+
+    requests_per_second: float = 10.0
+    segment_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request's outcome."""
+
+    at: float
+    failed: bool
+    latency_ms: float
+
+
+def answer(version: RunningVersion, at: float, rng: random.Random) -> Served:
+    """How `version` answers a request at release-clock time `at`."""
+    age = at - version.started_at
+    faults = version.faults
+    if faults.crashed_at(age):
+        return Served(at=at, failed=True, latency_ms=0.0)
+    latency = rng.lognormvariate(math.log(faults.latency_median_ms or 1e-3), faults.latency_sigma)
+    degraded = age >= faults.faults_after_seconds
+    failed = degraded and rng.random() < faults.error_rate
+    return Served(at=at, failed=failed, latency_ms=latency + (faults.latency_ms if degraded else 0.0))
+
+
+def serve_window(
+    seed: str,
+    start: float,
+    end: float,
+    routing: Routing,
+    traffic: Traffic,
+    stable: RunningVersion | None,
+    canary: RunningVersion | None,
+) -> dict[str, list[Served]]:
+    """The requests of [start, end), evenly spaced, each routed by `routing` and answered
+    by the version it reaches: {"canary": [...], "stable": [...]}. `seed` names the
+    draw (the caller folds in the service and the window), so it is reproducible."""
+    served: dict[str, list[Served]] = {"canary": [], "stable": []}
+    count = min(int(traffic.requests_per_second * max(end - start, 0.0)), MAX_REQUESTS_PER_WINDOW)
+    rng = random.Random(f"{seed}|{start!r}|{end!r}")
+    for index in range(count):
+        at = start + (end - start) * (index + 0.5) / count
+        track = _route(routing, traffic, rng) if canary else "stable"
+        version = canary if track == "canary" else stable
+        if version is not None:
+            served[track].append(answer(version, at, rng))
+    return served
+
+
+def _route(routing: Routing, traffic: Traffic, rng: random.Random) -> str:
+    from_segment = rng.random() < traffic.segment_share
+    if routing.segments_to_canary and from_segment:
+        return "canary"
+    return "canary" if rng.random() * 100 < routing.canary_weight else "stable"
+
+
+def _number(env: dict[str, str], variable: str) -> float:
+    try:
+        value = float(env[variable])
+    except ValueError:
+        raise ValueError(f"{variable}={env[variable]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{variable}={env[variable]!r} is not a finite number")
+    return value
