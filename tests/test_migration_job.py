@@ -120,6 +120,16 @@ async def test_the_job_runs_the_new_image_with_the_command_filled_and_the_url_fr
     assert any("waiting for Job" in str(detail) for detail in heartbeats)
 
 
+async def test_a_configured_namespace_runs_the_job_there_with_the_services_image(kube_double, configure, database):
+    configure(job_config(production={**SECRETS["production"], "namespace": "migrations"}))
+    running = start(attempt(), request())
+    (job,) = await jobs_made(kube_double, "migrations")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == f"{IMAGE}:2.0.0"
+    run_pod(database, job)
+    kube_double.finish_job("migrations", job["metadata"]["name"], succeeded=True)
+    assert (await running).after == "0002"
+
+
 async def test_an_attempt_retried_after_a_lost_worker_waits_on_the_same_job(kube_double, configure, database):
     first = start(attempt(), request())
     (job,) = await jobs_made(kube_double, PRODUCTION)

@@ -168,9 +168,13 @@ class MigrationJobs:
         return cls(Kube(api_client(settings), settings))
 
     def namespace(self, database: str, config: MigrationJobConfig) -> str:
-        configured = getattr(config, database).namespace
+        """Where the Job for `database` runs: as configured, else beside the service."""
+        return getattr(config, database).namespace or self._service_namespace(database)
+
+    def _service_namespace(self, database: str) -> str:
+        """The namespace of the service's Deployment that uses `database`."""
         settings = self._kube.settings
-        return configured or (settings.namespace if database == "production" else settings.staging_namespace)
+        return settings.namespace if database == "production" else settings.staging_namespace
 
     async def find(self, namespace: str, name: str) -> Job | None:
         try:
@@ -179,11 +183,12 @@ class MigrationJobs:
             return None
 
     async def create(self, namespace: str, step: JobStep, config: MigrationJobConfig, before: str | None) -> Job:
-        """The step's Job, made from the service's Deployment in `namespace`; the one
-        already there when another attempt made it first."""
+        """The step's Job, in `namespace`, with the image of the service's Deployment
+        that uses the database; the one already there when another attempt made it first."""
+        where = self._service_namespace(step.database)
         deployment = self._kube.serialize(await self._kube.call(
-            f"read Deployment {namespace}/{step.service}",
-            lambda: self._kube.apps.read_namespaced_deployment(step.service, namespace)))
+            f"read Deployment {where}/{step.service}",
+            lambda: self._kube.apps.read_namespaced_deployment(step.service, where)))
         image = with_tag(main_container(deployment, step.service)["image"], step.version)
         body = job_manifest(step, config, image, deployment["spec"]["template"], before)
         return self._kube.serialize(await self._kube.call(
