@@ -4,6 +4,7 @@ Alembic revisions, on the real server."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from alembic.config import Config
 from pipeline.database import database_url, load_databases, service_database
 from pipeline.errors import PermanentTargetError
 from pipeline.gallery.store import SCHEMA_MIGRATIONS
+from pipeline.local import postgres as local_postgres
 from pipeline.local.postgres import LocalPostgres
 
 
@@ -113,3 +115,35 @@ def test_an_invalid_databases_file_is_refused_naming_the_file(tmp_path) -> None:
     databases.write_text('{"services": {"gallery": {"production": {}, "staging": {"url": "x"}}}}')
     with pytest.raises(PermanentTargetError, match="invalid databases file .*exactly one of 'url' and 'url_env'"):
         load_databases({"PIPELINE_DATABASES_FILE": str(databases)})
+
+
+def test_a_first_initdb_that_fails_halfway_is_cleared_before_the_retry(monkeypatch, tmp_path) -> None:
+    """What a failed first initdb leaves (PG_VERSION, a postmaster.pid) must not stop the
+    retry. The failure is injected by replacing the wheel's server for its first call: a
+    real initdb cannot be made to fail halfway on purpose."""
+    seen: list[list[str]] = []
+
+    def fails_halfway(pgdata: Path, cleanup_mode=None) -> None:
+        seen.append(sorted(path.name for path in pgdata.iterdir()))
+        if len(seen) == 1:
+            (pgdata / "PG_VERSION").write_text("16\n")
+            (pgdata / "postmaster.pid").write_text("99999\n")
+            raise subprocess.CalledProcessError(1, ["initdb"])
+
+    monkeypatch.setattr(local_postgres, "PostgresServer", fails_halfway)
+    LocalPostgres(tmp_path).start()
+    assert seen == [[], []], "the retry found an empty data directory"
+
+
+def test_a_cluster_that_existed_before_is_never_removed_by_a_failed_start(monkeypatch, tmp_path) -> None:
+    pgdata = tmp_path / "postgres"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("16\n")
+
+    def fails(pgdata: Path, cleanup_mode=None) -> None:
+        raise subprocess.CalledProcessError(1, ["pg_ctl"])
+
+    monkeypatch.setattr(local_postgres, "PostgresServer", fails)
+    with pytest.raises(subprocess.CalledProcessError):
+        LocalPostgres(tmp_path).start()
+    assert (pgdata / "PG_VERSION").exists()

@@ -59,6 +59,7 @@ class LocalPostgres:
         """Initialise the data directory on first use and start the server; a server
         already running on it (started by another process) is reused as it is."""
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        initialised = (self.pgdata / "PG_VERSION").exists()
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
                 PostgresServer(self.pgdata, cleanup_mode=None)
@@ -67,7 +68,8 @@ class LocalPostgres:
                 if attempt == START_ATTEMPTS:
                     raise
                 log.warning("postgres.start_retried", pgdata=str(self.pgdata))
-                self._forget_failed_initdb()
+                if not initialised:
+                    self._forget_failed_initdb()
         log.info("postgres.started", pgdata=str(self.pgdata))
 
     def is_running(self) -> bool:
@@ -112,11 +114,11 @@ class LocalPostgres:
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def _forget_failed_initdb(self) -> None:
-        """initdb refuses a non-empty directory: what a failed one left goes, but never
-        an initialised cluster (it has PG_VERSION)."""
-        if not (self.pgdata / "PG_VERSION").exists():
-            shutil.rmtree(self.pgdata)
-            self.pgdata.mkdir()
+        """initdb refuses a non-empty directory: what a failed first initdb left goes,
+        whole (it may have written PG_VERSION and a postmaster.pid before failing). Only
+        called when the directory held no cluster before this start."""
+        shutil.rmtree(self.pgdata)
+        self.pgdata.mkdir()
 
     def _postmaster_info(self) -> PostmasterInfo | None:
         return PostmasterInfo.read_from_pgdata(self.pgdata)
