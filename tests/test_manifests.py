@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.migrations.kubernetes_job import JOB_ACCESS
 from pipeline.models import GatesConfig
 from pipeline.routers.gateway_api import GatewayApiRouter
 from pipeline.routers.istio import IstioRouter
@@ -105,9 +106,9 @@ def test_gallery_sessions_are_sticky():
 
 
 def test_rbac_grants_exactly_the_verbs_the_target_uses():
-    production = grants([*PRODUCTION_ACCESS, *IstioRouter.access, *GatewayApiRouter.access])
+    production = grants([*PRODUCTION_ACCESS, *IstioRouter.access, *GatewayApiRouter.access, *JOB_ACCESS])
     assert role_grants(find("Role", "release-worker", "photos")) == production
-    assert role_grants(find("Role", "release-worker", "photos-staging")) == grants(STAGING_ACCESS)
+    assert role_grants(find("Role", "release-worker", "photos-staging")) == grants([*STAGING_ACCESS, *JOB_ACCESS])
     namespaces = find("ClusterRole", "release-worker-namespaces")
     assert role_grants(namespaces) == grants(CLUSTER_ACCESS)
     assert namespaces["rules"][0]["resourceNames"] == ["photos", "photos-staging"]
