@@ -22,6 +22,7 @@ import time
 from benchmarks.common import bench_environment, report, run_benchmark
 from pipeline.local.devstack import local_stack
 from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.uploads import Uploads
 from pipeline.models import Outcome
 from tests.helpers.migration_stack import (
     BASE,
@@ -33,7 +34,6 @@ from tests.helpers.migration_stack import (
     LOAD_PER_SECOND,
     POLICY,
     WRITES_PRIORITY,
-    Uploads,
     delete_photos_with_missing_files,
     failed_gets,
     revision,
@@ -49,7 +49,7 @@ async def main(runs: int) -> None:
         assert installed.outcome is Outcome.PROMOTED, installed.reason
         async with (
             LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=LOAD_PER_SECOND) as load,
-            Uploads(stack.local.http_url) as uploads,
+            Uploads(stack.local.http_url, SERVICE) as uploads,
         ):
             for run in range(runs):
                 bad = await start_release(

@@ -22,6 +22,7 @@ import pytest_asyncio
 
 from pipeline.local.devstack import Stack, local_stack
 from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.uploads import Uploads
 from pipeline.models import Outcome, Phase
 from tests.helpers.local import local_environment
 from tests.helpers.migration_stack import (
@@ -34,7 +35,6 @@ from tests.helpers.migration_stack import (
     LOAD_PER_SECOND,
     POLICY,
     WRITES_PRIORITY,
-    Uploads,
     delete_photos_with_missing_files,
     failed_gets,
     photo_ids,
@@ -55,7 +55,7 @@ async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
     async with local_stack(local_environment(tmp_path_factory.mktemp("stack"))) as stack:
         result = await approve_all(await start_release(stack, "1.0.0", POLICY))
         assert result.outcome is Outcome.PROMOTED, result.reason
-        async with Uploads(stack.local.http_url, every=0.05) as uploads:
+        async with Uploads(stack.local.http_url, SERVICE, every=0.05) as uploads:
             while len(uploads.log) < 5:
                 await asyncio.sleep(0.05)
         assert uploads.failed() == [] and {upload.version for upload in uploads.log} == {"1.0.0"}
@@ -69,7 +69,7 @@ async def test_a_bad_release_is_caught_by_the_consistency_checks_and_its_expand_
     photos_before, shoots_before = photo_ids(stack), shoot_ids(stack)
     async with (
         LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=LOAD_PER_SECOND) as load,
-        Uploads(stack.local.http_url) as uploads,
+        Uploads(stack.local.http_url, SERVICE) as uploads,
     ):
         await served_by(load, "1.0.0", count=30)
         handle = await start_release(
@@ -116,7 +116,7 @@ async def test_the_demo_migration_expands_canaries_promotes_and_contracts_withou
 
     async with (
         LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=LOAD_PER_SECOND) as load,
-        Uploads(stack.local.http_url) as uploads,
+        Uploads(stack.local.http_url, SERVICE) as uploads,
     ):
         await served_by(load, "1.0.0", count=30)
         handle = await start_release(stack, "2.0.0", CANARY_POLICY, env=WRITES_PRIORITY, migration=DEMO_MIGRATION)

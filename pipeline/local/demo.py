@@ -1,20 +1,28 @@
-"""The demo: the whole pipeline on this machine, three real releases, nothing faked.
+"""The demo: the whole pipeline on this machine, four real releases, nothing faked.
 
   1. gallery 1.0.0, the first release: staging suites, then installed as stable
      once two release managers (bob and carol) approve production;
-  2. gallery 1.1.0, a good release: photographers are uploading when its canary
-     would start, so it holds until the uploads finish; canary approved by alice,
-     production by bob and carol, traffic shifted 25 -> 50 -> 75 -> 100 under
-     analysis, promoted;
+  2. gallery 1.1.0, a good release that adds `shoots.priority` (expand 0002, backfill
+     0003, contract 0004 to NOT NULL): photographers are uploading when its canary
+     would start, so it holds until the uploads finish; production is expanded before
+     the canary, which writes priority while 1.0.0 goes on serving on the expanded
+     schema; canary approved by alice, production by bob and carol, traffic shifted
+     25 -> 50 -> 75 -> 100 under analysis, promoted; once 1.0.0 is retired, the
+     backfill fills the shoots it left empty and contract makes the column NOT NULL;
   3. gallery 1.2.0, a bad release (30% of its responses fail): its canary breaches
-     the error-rate threshold and the pipeline rolls it back on its own.
+     the error-rate threshold and the pipeline rolls it back on its own;
+  4. gallery 1.3.0, a bad migrating release (expand 0005, `photos.caption`): its
+     canary stores photos whose files it never writes; the data-consistency checks
+     catch it at the next analysis, traffic goes back to the stable 1.1.0 and the
+     expand is reversed, with no row lost.
 
-The worker runs with a gates file (the two-person rule for production, the sample
-service's live-activity endpoint, a webhook); the demo receives the webhook's
-notifications and prints them. A load generator sends steady traffic through
-Traefik meanwhile; progress lines show the phase, the canary's share of traffic,
-the last analysis and which version actually served the requests. Everything
-stops when the demo ends.
+Each run starts from an empty gallery database and file store, so it tells the same
+story. The worker runs with a gates file (the two-person rule for production, the
+sample service's live-activity endpoint, a webhook); the demo receives the webhook's
+notifications and prints them. A load generator sends steady reads and a trickle of
+uploads through Traefik meanwhile; progress lines show the phase, the canary's share
+of traffic, the last analysis and which version actually served the requests, and
+each schema step as the release takes it. Everything stops when the demo ends.
 """
 
 from __future__ import annotations
@@ -22,19 +30,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from temporalio.client import WorkflowHandle
 
+from pipeline.database import DATABASES_FILE_VARIABLE, database_url
 from pipeline.local.devstack import Stack, local_stack, set_live_activity
 from pipeline.local.env import LocalEnvironment
-from pipeline.local.loadgen import LoadGenerator
+from pipeline.local.loadgen import LoadGenerator, Served
+from pipeline.local.postgres import LocalPostgres
 from pipeline.local.prometheus import find_prometheus
+from pipeline.local.uploads import Upload, Uploads
 from pipeline.local.webhook_sink import WebhookSink
 from pipeline.logging import configure_logging
 from pipeline.models import ApprovalReceipt, ReleaseResult, ReleaseStatus
@@ -60,6 +75,10 @@ DEMO_GATES = {
 }
 APPROVERS = {"canary": ["alice"], "production": ["bob", "carol"]}
 UPLOADS_LAST_SECONDS = 4
+WRITES_PRIORITY = {"GALLERY_WRITES_PRIORITY": "1"}
+"""Versions from 1.1.0 on fill shoots.priority: after its contract, every writer must."""
+SCHEMA_WORDS = ("schema", "contract", "consistency", "backfill")
+"""Timeline entries the demo prints as they come: the migration's steps."""
 
 
 @dataclass
@@ -68,19 +87,37 @@ class DemoRelease:
     story: str
     env: dict[str, str] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    migration: dict[str, str] | None = None
     uploads_in_progress: int = 0
 
 
 RELEASES = [
     DemoRelease("1.0.0", "first release: installed as stable after staging and two approvals"),
-    DemoRelease("1.1.0", "good release: held while photographers upload, then canary and progressive shift", uploads_in_progress=3),
+    DemoRelease(
+        "1.1.0",
+        "good release adding shoots.priority: held while photographers upload, expand, canary, progressive "
+        "shift, backfill and contract",
+        env=WRITES_PRIORITY,
+        migration={"expand": "0002_shoot_priority", "backfill": "0003_shoot_priority_backfill",
+                   "contract": "0004_shoot_priority_not_null"},
+        uploads_in_progress=3,
+    ),
     DemoRelease(
         "1.2.0",
         "bad release: 30% of its responses fail; its unit suite cannot see it, production traffic can",
-        env={"GALLERY_ERROR_RATE": "0.3"},
+        env={**WRITES_PRIORITY, "GALLERY_ERROR_RATE": "0.3"},
         policy={"test_suites": ["unit"]},
     ),
+    DemoRelease(
+        "1.3.0",
+        "bad migrating release (expand photos.caption): its canary stores photos without their files; "
+        "the data-consistency checks can see it",
+        env={**WRITES_PRIORITY, "GALLERY_BROKEN_FILE_REFS": "1"},
+        policy={"test_suites": ["unit"]},
+        migration={"expand": "0005_photo_caption"},
+    ),
 ]
+EXPECTED = ["promoted", "promoted", "rolled_back", "rolled_back"]
 
 
 def say(message: str) -> None:
@@ -92,6 +129,8 @@ async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -
     if release.uploads_in_progress:
         await set_live_activity(stack, SERVICE, active_uploads=release.uploads_in_progress)
         say(f"photographers start {release.uploads_in_progress} uploads on the stable gallery")
+    if release.migration:
+        say(f"database: {database_summary(stack.local)}")
     request: dict[str, Any] = {
         "service": SERVICE,
         "version": release.version,
@@ -99,6 +138,7 @@ async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -
         "env": release.env,
         "policy": {**DEMO_POLICY, "live_activity_recheck_seconds": 2, **release.policy},
         "author": "demo",
+        **({"migration": release.migration} if release.migration else {}),
     }
     handle = await stack.client.start_workflow(
         "ReleaseWorkflow",
@@ -110,6 +150,8 @@ async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -
     say(f"started workflow {handle.id}")
     result = await follow(stack, handle, load)
     say(f"=== {SERVICE} {release.version}: {result.outcome.value.upper()}: {result.reason}")
+    if release.migration:
+        say(f"database: {database_summary(stack.local)}")
     return result
 
 
@@ -117,9 +159,13 @@ async def follow(stack: Stack, handle: WorkflowHandle, load: LoadGenerator) -> R
     """Print each change of status, approve each pending stage as its named approvers
     (through the submit_approval update, which answers), let held uploads finish a
     few seconds later, and return the result."""
-    last_line, approved, uploads_end = "", set(), None
+    last_line, approved, uploads_end, shown = "", set(), None, 0
     while True:
         status: ReleaseStatus = await handle.query("status", result_type=ReleaseStatus)
+        for entry in status.timeline[shown:]:
+            if any(word in entry.message for word in SCHEMA_WORDS):
+                say(entry.message)
+        shown = len(status.timeline)
         if status.pending_approval and status.pending_approval not in approved:
             await approve(handle, status.pending_approval.value)
             approved.add(status.pending_approval)
@@ -146,6 +192,30 @@ async def approve(handle: WorkflowHandle, stage: str) -> None:
         say(f"{approver} approves the {stage} stage: {receipt.message}")
 
 
+def failed_by_version(failed: Iterable[Served | Upload]) -> str:
+    """Failed requests per version that answered: the bad releases' own failures apart
+    from the router's (before the first install, nothing serves the gallery)."""
+    counts = Counter(request.version for request in failed)
+    return ", ".join(f"{count} by {version}" for version, count in sorted(counts.items())) or "none"
+
+
+def database_summary(local: LocalEnvironment) -> str:
+    """The production database's revision and row counts, read as an operator would."""
+    url = database_url(SERVICE, "production", {DATABASES_FILE_VARIABLE: str(local.databases_file)})
+    with psycopg.connect(url) as connection:
+        revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        shoots, photos = connection.execute("SELECT (SELECT count(*) FROM shoots), (SELECT count(*) FROM photos)").fetchone()
+    return f"production schema at {revision}; {shoots} shoots, {photos} photos"
+
+
+def empty_world(local: LocalEnvironment) -> None:
+    """The demo tells the same story each run: its gallery database (the PostgreSQL data
+    directory) and file store start empty."""
+    LocalPostgres(local.state_dir).stop()
+    shutil.rmtree(LocalPostgres(local.state_dir).pgdata, ignore_errors=True)
+    shutil.rmtree(local.files_dir, ignore_errors=True)
+
+
 def print_notification(notification: dict[str, Any]) -> None:
     say(f"webhook <- {notification['event']}: {notification['message']}")
 
@@ -164,6 +234,7 @@ async def main_async(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly, leaving no process behind
         asyncio.get_running_loop().add_signal_handler(signum, main_task.cancel)
     local = LocalEnvironment(Path(args.state_dir).resolve(), http_port=args.http_port, admin_port=args.admin_port)
+    empty_world(local)
     say("starting: Temporal dev server, worker, Traefik (first start may take a few seconds)")
     prometheus_port = args.prometheus_port if find_prometheus() else None  # then policies may name "prometheus"
     gates_file = local.state_dir / "gates.json"
@@ -183,15 +254,19 @@ async def run_demo(args: argparse.Namespace, local: LocalEnvironment, prometheus
         say(f"Gallery:       curl -H 'Host: {SERVICE}.localhost' {local.http_url}/   (Traefik, port {local.http_port})")
         say(f"Worker log:    {local.logs_dir / 'worker.log'}")
         say(f"Gates:         {worker_env['PIPELINE_GATES_FILE']} (production needs 2 of bob, carol)")
-        async with LoadGenerator(local.http_url, SERVICE, rate_per_second=30, segment_every=20) as load:
+        async with (
+            LoadGenerator(local.http_url, SERVICE, rate_per_second=30, segment_every=20) as load,
+            Uploads(local.http_url, SERVICE, every=0.5) as uploads,
+        ):
             results = [await run_release(stack, load, release) for release in RELEASES]
             say("summary: " + ", ".join(f"{r.version} {r.outcome.value}" for r in results))
+            say(f"reads: {len(load.log)} sent, failed {failed_by_version(s for s in load.log if s.status != 200)}")
+            say(f"uploads: {len(uploads.log)} sent, failed {failed_by_version(uploads.failed())}")
             if args.hold:
                 say("holding the stack (load keeps flowing) for exploration; Ctrl-C to stop everything")
                 await asyncio.Event().wait()
     say("stopped everything")
-    expected = ["promoted", "promoted", "rolled_back"]
-    return 0 if [r.outcome.value for r in results] == expected else 1
+    return 0 if [r.outcome.value for r in results] == EXPECTED else 1
 
 
 def main() -> None:

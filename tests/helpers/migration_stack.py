@@ -5,17 +5,13 @@ and the rollback's timing from the workflow history."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 from temporalio.client import WorkflowHandle
 
-from pipeline.http import http_client
 from pipeline.local.devstack import Stack
 from pipeline.local.env import write_atomically
 from pipeline.local.loadgen import LoadGenerator
@@ -31,59 +27,6 @@ CANARY_POLICY = {**POLICY, "canary_duration_seconds": 12}
 WRITES_PRIORITY = {"GALLERY_WRITES_PRIORITY": "1"}
 BROKEN_FILE_REFS = {"GALLERY_BROKEN_FILE_REFS": "1"}
 LOAD_PER_SECOND = 30
-UPLOAD_EVERY_SECONDS = 0.25
-
-
-@dataclass
-class Upload:
-    at: float
-    version: str
-    status: int
-    photo_id: int | None
-
-
-@dataclass
-class Uploads:
-    """A trickle of photo uploads (POST /api/photos) through the router, each counted,
-    an unreachable router as 599, like the LoadGenerator's GETs."""
-
-    router_url: str
-    every: float = UPLOAD_EVERY_SECONDS
-    log: list[Upload] = field(default_factory=list)
-    _task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> Uploads:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    def failed(self) -> list[Upload]:
-        return [upload for upload in self.log if not 200 <= upload.status < 300]
-
-    def since(self, moment: float) -> list[Upload]:
-        return [upload for upload in self.log if upload.at >= moment]
-
-    async def _run(self) -> None:
-        async with http_client(base_url=self.router_url, timeout=5) as client:
-            sent = 0
-            while True:
-                sent += 1
-                await self._one(client, f"photo {sent}")
-                await asyncio.sleep(self.every)
-
-    async def _one(self, client: httpx.AsyncClient, title: str) -> None:
-        try:
-            response = await client.post("/api/photos", json={"title": title}, headers={"Host": f"{SERVICE}.localhost"})
-        except httpx.HTTPError:
-            self.log.append(Upload(time.monotonic(), "unreachable", 599, None))
-            return
-        photo_id = response.json().get("id") if response.status_code == 201 else None
-        self.log.append(Upload(time.monotonic(), response.headers.get("X-Served-Version", "router"), response.status_code, photo_id))
-
-
 def failed_gets(load: LoadGenerator) -> list[tuple[str, int]]:
     return [(served.version, served.status) for served in load.log if served.status != 200]
 

@@ -49,7 +49,9 @@ class Migrating:
         return self._request.migration is not None
 
     async def _migrate(self, database: str, revision: str | None, direction: str = "upgrade", **options) -> MigrationResult:
-        request = MigrationRequest(ref=self._ref(), database=database, revision=revision, direction=direction)
+        request = MigrationRequest(
+            ref=self._ref(), database=database, revision=revision, direction=direction, version=self._request.version
+        )
         where = f"{direction} {database} to {revision or 'base'}"
         result = await self._change(migrate, request, where, timeout=MIGRATION_TIMEOUT, **options)
         self._note(f"schema: {where}" + ("" if result.changed else " (already there)"))
