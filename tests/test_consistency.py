@@ -1,11 +1,15 @@
 """The consistency checks on a real PostgreSQL: each built-in gallery check counts a
 planted violation exactly, a clean dataset has none, a configured SQL check counts,
-and a check that cannot run (database down, timeout) is inconclusive, never a pass."""
+and a check that cannot run (database down, timeout, a bug, alone or beside others)
+is inconclusive, never a pass."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +25,13 @@ from pipeline.consistency.gallery import ACCESS_WITHOUT_PERMISSION, ORPHAN_PHOTO
 from pipeline.consistency.performance import PerformanceImpact
 from pipeline.consistency.runner import configured_checks, run_all
 from pipeline.consistency.sql import SqlCheck
+from pipeline.consistency.storage import Storage
+from pipeline.migrations.alembic import AlembicTool
 from pipeline.models import ConsistencyRequest, ServiceDatabase, ServiceRef
+from pipeline.models.migration import CheckOutcome
 from tests.helpers.gallery_db import gallery_database, postgres_server
+
+GALLERY_REVISIONS = Path(__file__).resolve().parent.parent / "pipeline" / "gallery" / "migrations"
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +226,117 @@ def test_a_slowdown_that_a_second_measurement_does_not_confirm_is_no_violation(c
     photos_p95s = iter([0.05, 0.0001])  # a burst of load on the host, then the usual figure
     check._p95 = lambda cursor, sql: next(photos_p95s) if "FROM photos" in sql else 0.0
     assert check.run(connection).violations == 0
+
+
+def schema(url: str) -> tuple[set, set]:
+    """The columns and index definitions of the public tables (Alembic's own aside)."""
+    with psycopg.connect(url) as connection:
+        columns = set(connection.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name <> 'alembic_version'").fetchall())
+        indexes = set(connection.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'alembic_version'").fetchall())
+    return columns, indexes
+
+
+def test_the_helpers_schema_is_revision_0001(server_dir, url):
+    migrated = f"gallery_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"postgresql://postgres:@/postgres?host={server_dir}", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {migrated}")
+    migrated_url = f"postgresql://postgres:@/{migrated}?host={server_dir}"
+    AlembicTool(GALLERY_REVISIONS).upgrade(migrated_url, "0001_base")
+    columns, indexes = schema(migrated_url)
+    assert ("CREATE INDEX photos_shoot_id ON public.photos USING btree (shoot_id)",) in indexes
+    assert schema(url) == (columns, indexes)
+
+
+class Rendezvous:
+    """A check that passes only if `parties` checks are running at the same time."""
+
+    def __init__(self, name: str, barrier: threading.Barrier):
+        self.name = name
+        self.barrier = barrier
+
+    def run(self, connection: psycopg.Connection) -> CheckOutcome:
+        self.barrier.wait()
+        return CheckOutcome(name=self.name, violations=0)
+
+
+class Crashing:
+    name = "crashing"
+
+    def run(self, connection: psycopg.Connection) -> CheckOutcome:
+        raise RuntimeError("a bug in the check")
+
+
+def test_checks_run_at_the_same_time_and_one_that_fails_is_inconclusive(url, connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    barrier = threading.Barrier(2, timeout=10)
+    checks = [Rendezvous("first", barrier), SqlCheck(name="broken", sql="SELECT count(*) FROM no_such_table"),
+              Crashing(), ORPHAN_PHOTOS, Rendezvous("second", barrier)]
+    report = run_all(url, "production", checks)
+    assert [check.name for check in report.checks] == ["first", "broken", "crashing", "gallery.shoot_references",
+                                                       "second"]
+    assert [check.violations for check in report.checks] == [0, None, None, 0, 0], report
+    assert "RuntimeError: a bug in the check" in report.checks[2].detail
+
+
+def test_the_performance_check_runs_after_the_others(url, connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    finished = threading.Event()
+
+    class Marking:
+        name = "marking"
+
+        def run(self, connection: psycopg.Connection) -> CheckOutcome:
+            finished.set()
+            return CheckOutcome(name=self.name, violations=0)
+
+    performance = PerformanceImpact(samples=3)
+    measure = performance._measure
+    performance._measure = lambda *args: measure(*args) if finished.is_set() else {}
+    report = run_all(url, "production", [performance, Marking()])
+    assert "photos of a shoot" in report.checks[0].detail, report
+
+
+def age(directory: Path, seconds: float) -> None:
+    """Back-date a directory's mtime, as if its last entry had changed `seconds` ago."""
+    then = time.time() - seconds
+    os.utime(directory, (then, then))
+
+
+def test_a_listing_is_reused_while_its_directory_is_unchanged(files_dir):
+    (files_dir / "kept.jpg").write_bytes(b"kept")
+    age(files_dir, 60)
+    storage = Storage(files_dir)
+    assert storage.list_names() == {"kept.jpg"}
+    stamp = files_dir.stat().st_mtime_ns
+    (files_dir / "new.jpg").write_bytes(b"new")
+    os.utime(files_dir, ns=(stamp, stamp))
+    assert storage.list_names() == {"kept.jpg"}, "an unchanged mtime reuses the listing"
+    (files_dir / "kept.jpg").unlink()
+    assert storage.list_names() == {"new.jpg"}, "a changed mtime lists the directory again"
+
+
+def test_a_listing_of_a_directory_changed_just_before_it_is_not_reused(files_dir):
+    (files_dir / "sub").mkdir()
+    (files_dir / "sub" / "a.jpg").write_bytes(b"a")
+    age(files_dir, 60)
+    storage = Storage(files_dir)
+    assert storage.list_names() == {"sub/a.jpg"}
+    stamp = (files_dir / "sub").stat().st_mtime_ns
+    (files_dir / "sub" / "a.jpg").unlink()
+    os.utime(files_dir / "sub", ns=(stamp, stamp))  # a deletion in the same clock tick leaves the mtime as it was
+    assert storage.list_names() == frozenset()
+
+
+def test_a_file_truncated_behind_its_mtime_is_found_within_its_rotation(connection, files_dir):
+    plant_clean_gallery(connection, files_dir)
+    check = FileReferences(files_dir, resample=0, stat_slice=1)
+    assert check.run(connection).violations == 0
+    stat = (files_dir / "photo-2.jpg").stat()
+    (files_dir / "photo-2.jpg").write_bytes(b"short")
+    os.utime(files_dir / "photo-2.jpg", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    turns = len(os.listdir(files_dir))
+    found = ["1 of the wrong size" in check.run(connection).detail for _ in range(turns + 1)]
+    assert found[turns - 1] and found == sorted(found), found  # found within its turns, then on every run

@@ -1,33 +1,37 @@
 """The gallery's file-reference check: every photo's `file_ref` must name a row of
-`files`, a file on disk under the storage directory, and bytes whose sha256 is the
-recorded one.
+`files`, a file on disk under the storage directory, and bytes of the recorded size
+whose sha256 is the recorded one.
 
-Reading every file's bytes on every run does not fit a release's analysis interval
-(100,000 photos), so the check is layered:
-- every reference, every run: the `files` row exists (an anti-join in SQL that
-  returns only the broken references) and the file exists, from one listing of the
-  storage directory's entries (walked while the query runs, no stat per file); a
-  reference the listing does not show (a file written after the walk, a path through
-  a symlinked directory) is stat'ed on its own, so a missing file is always found;
-- sizes: each file is stat'ed on its first run and then in rotation (STAT_SLICE per
-  run), since one stat per file per run was most of a run's time; a file truncated in
-  place is found within (files / STAT_SLICE) runs;
-- checksums are kept per worker process: a file whose (size, mtime, recorded sha256)
-  was hashed and matched is not read again while that stays the same; every file that
-  is new or changed since it was last hashed is hashed, newest first (the files a
-  canary just wrote come first), up to HASH_BUDGET_FILES per run; a cold worker works
-  through the backlog over the next runs and the detail says how many still wait;
+Reading every file's bytes, or even stat'ing every file (0.6 s for 100,000), on every
+run does not fit a release's analysis interval (100,000 photos in under a second, the
+worker's first run included), so the check is layered; what each layer guarantees:
+- every reference, every run, cold worker or warm: the `files` row exists and the file
+  exists, from one query and one listing of the storage directory's regular files
+  (walked while the query runs, no stat per file, a directory's entries reused while
+  its mtime is unchanged: see storage.SETTLED_NS), compared as sets; a reference the
+  listing does not show (a file written after the walk, a path through a symlinked
+  directory) is stat'ed on its own, so a missing file is always found;
+- sizes: the listed files are split into ceil(listed files / STAT_SLICE) turns by the
+  hash of their name, and each run stats one turn's files, the first run included:
+  every file's size is compared at least once in any that many consecutive runs (10 at
+  100,000 files) while the number of turns stays the same, so a file truncated in place
+  is found within them; a file hashed (below) has its size checked that run too;
+- checksums are kept per worker process: a file whose bytes were hashed and matched is
+  not read again while its recorded size and sha256 and (when stat'ed) its mtime stay
+  the same; every file that is new or changed since it was last hashed is hashed,
+  newest photo first (the files a canary just wrote come first), up to
+  HASH_BUDGET_FILES per run; a cold worker works through the backlog over the next
+  ceil(files / HASH_BUDGET_FILES) runs (50 at 100,000) and the detail says how many
+  still wait;
 - a random sample of already-verified files is re-hashed each run, which catches bytes
   changed behind an unchanged size and mtime (bit rot, a restored mtime).
 
-Photo counts per broken reference are asked of the database only for the references
-found broken, so a clean run moves one row per referenced file and nothing else.
+Photo counts are asked of the database only for the references found broken, so a
+clean run moves one row per photo and nothing else.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,80 +40,54 @@ from pathlib import Path
 import psycopg
 
 from pipeline.consistency.base import DEFAULT_TIMEOUT_SECONDS, Counted, measured, read_only
+from pipeline.consistency.storage import Seen, Storage
 from pipeline.models.migration import CheckOutcome
 
 HASH_BUDGET_FILES = 2000
 RESAMPLE_FILES = 200
 EXAMPLES = 3
 
-WITHOUT_ROW_SQL = """
-SELECT p.file_ref, count(*)
-FROM photos p
-WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.ref = p.file_ref)
-GROUP BY p.file_ref
-ORDER BY p.file_ref
-"""
-"""Photos per reference that has no `files` row: zero rows on a clean gallery."""
+STAT_SLICE = 10_000
+"""Files whose size and mtime are read each run, in rotation (see the module doc)."""
 
-REFERENCED_FILES_SQL = """
-SELECT f.ref, f.size, f.sha256
-FROM files f
-WHERE EXISTS (SELECT 1 FROM photos p WHERE p.file_ref = f.ref)
-"""
-"""Each referenced file once (not once per photo), with what the disk is compared to."""
+REFERENCES_SQL = "SELECT p.file_ref, f.size || ' ' || f.sha256 FROM photos p LEFT JOIN files f ON f.ref = p.file_ref"
+"""What the disk is compared to, as one "size sha256" text (NULL without a `files` row),
+so that a run finds what changed since the last by comparing dictionaries, without a
+Python step per row. One row per photo (the dictionary keeps each file once): a photo
+has its own file, and a DISTINCT made the query a quarter slower."""
+
+WITHOUT_ROW_SQL = "SELECT DISTINCT file_ref FROM photos p WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.ref = p.file_ref)"
+"""Without a storage directory: the references that have no `files` row."""
+
+NEWEST_SQL = "SELECT file_ref FROM photos ORDER BY id DESC"
+"""Referenced files, newest photo first: read only as far as the hash budget needs."""
 
 PHOTO_COUNTS_SQL = "SELECT file_ref, count(*) FROM photos WHERE file_ref = ANY(%s) GROUP BY file_ref"
-
-FileState = tuple[int, int, str]
-"""What a checksum verified: the file's size, its mtime (ns) and the recorded sha256."""
-
-Pending = tuple[str, FileState]
-"""A file that passed the size check: its ref and its current state."""
-
-STAT_SLICE = 10_000
-"""Files whose size and mtime are read again each run, in rotation: every file is stat'ed
-on its first run and then every (referenced files / STAT_SLICE) runs, so a file changed
-in place is seen within that many runs; a missing file is seen on every run, from the
-directory listing."""
-
-
-@dataclass
-class Reference:
-    ref: str
-    sha256: str | None
-    size: int | None
-    photos: int
 
 
 @dataclass
 class Findings:
-    """Photos per kind of problem, with a few example refs for the operator."""
+    """The problem of each broken reference; photos per problem once counted."""
 
-    photos: dict[str, int] = field(default_factory=dict)
-    examples: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
     awaiting_checksum: int = 0
 
-    def add(self, problem: str, reference: Reference) -> None:
-        self.photos[problem] = self.photos.get(problem, 0) + reference.photos
-        if len(self.examples) < EXAMPLES:
-            self.examples.append(reference.ref)
+    def add(self, refs, problem: str) -> None:
+        for ref in refs:
+            self.problems.setdefault(ref, problem)
 
-    def counted(self) -> Counted:
-        violations = sum(self.photos.values())
-        problems = ", ".join(f"{count} {problem}" for problem, count in self.photos.items()) or "none"
+    def counted(self, photos: dict[str, int]) -> Counted:
+        per_problem: dict[str, int] = {}
+        for ref in sorted(self.problems):
+            per_problem[self.problems[ref]] = per_problem.get(self.problems[ref], 0) + photos.get(ref, 0)
+        violations = sum(per_problem.values())
+        problems = ", ".join(f"{count} {problem}" for problem, count in per_problem.items()) or "none"
         detail = f"{violations} photos with a broken file reference ({problems})"
-        if self.examples:
-            detail += f"; e.g. {', '.join(self.examples)}"
+        if self.problems:
+            detail += f"; e.g. {', '.join(sorted(self.problems)[:EXAMPLES])}"
         if self.awaiting_checksum:
             detail += f"; {self.awaiting_checksum} files not yet checksummed (hashed over the next runs)"
         return violations, detail
-
-
-@dataclass
-class Candidate:
-    reference: Reference
-    path: str
-    state: FileState
 
 
 class FileReferences:
@@ -118,16 +96,19 @@ class FileReferences:
     name = "gallery.file_references"
 
     def __init__(self, files_dir: str | Path | None, hash_budget: int = HASH_BUDGET_FILES,
-                 resample: int = RESAMPLE_FILES, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS):
-        self.files_dir = str(Path(files_dir).resolve()) if files_dir is not None else None
+                 resample: int = RESAMPLE_FILES, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+                 stat_slice: int = STAT_SLICE):
+        self.storage = Storage(files_dir) if files_dir is not None else None
         """None (no storage directory configured, e.g. on Kubernetes): only the `files` rows are checked."""
         self.hash_budget = hash_budget
         self.resample = resample
         self.timeout_seconds = timeout_seconds
-        self._verified: dict[str, FileState] = {}
-        self._sized: dict[str, tuple[int, int]] = {}
-        """(size, mtime ns) of each file when it was last stat'ed."""
-        self._turn = 0
+        self.stat_slice = stat_slice
+        self._verified: dict[str, str] = {}
+        """The recorded "size sha256" of each file whose bytes matched it."""
+        self._mtimes: dict[str, int] = {}
+        """Each verified file's mtime (ns) when it was hashed."""
+        self._run = 0
         self._random = random.Random()
 
     def run(self, connection: psycopg.Connection) -> CheckOutcome:
@@ -135,127 +116,87 @@ class FileReferences:
 
     def _count(self, connection: psycopg.Connection) -> Counted:
         findings = Findings()
-        if self.files_dir is None:
+        if self.storage is None:
             with read_only(connection, self.timeout_seconds) as cursor:
-                self._without_row(cursor, findings)
-            return findings.counted()
-        if not os.path.isdir(self.files_dir):
-            raise OSError(f"the storage directory {self.files_dir} does not exist")
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-listing") as pool:
-            listing = pool.submit(_list_names, self.files_dir)
+                cursor.execute(WITHOUT_ROW_SQL)
+                findings.add((ref for ref, in cursor.fetchall()), "not in the files table")
+        else:
+            self._compare_with_disk(connection, findings)
+        return findings.counted(self._photo_counts(connection, findings))
+
+    def _compare_with_disk(self, connection: psycopg.Connection, findings: Findings) -> None:
+        """List the directory and stat this run's slice while the query runs, then compare."""
+        self.storage.ensure_exists()
+        self._run += 1
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-survey") as pool:
+            surveying = pool.submit(self.storage.survey, self._run, self.stat_slice)
             with read_only(connection, self.timeout_seconds) as cursor:
-                self._without_row(cursor, findings)
-                cursor.execute(REFERENCED_FILES_SQL)
-                rows: list[tuple[str, int, str]] = cursor.fetchall()
-            unverified, verified, broken = self._compare(rows, listing.result())
-        if broken:
-            self._add_broken(connection, broken, findings)
-        unverified.sort(key=lambda candidate: candidate[1][1], reverse=True)
-        to_hash = [Candidate(Reference(ref, state[2], state[0], 0), os.path.join(self.files_dir, ref), state)
-                   for ref, state in unverified[: self.hash_budget]
-                   + self._random.sample(verified, min(self.resample, len(verified)))]
-        findings.awaiting_checksum = max(0, len(unverified) - self.hash_budget)
-        problems = {candidate.reference.ref: problem for candidate in to_hash
-                    if (problem := self._bytes_problem(candidate)) is not None}
-        if problems:
-            self._add_broken(connection, problems, findings)
-        return findings.counted()
+                cursor.execute(REFERENCES_SQL)
+                recorded: dict[str, str | None] = dict(cursor.fetchall())
+            survey = surveying.result()
+        if None in recorded.values():
+            findings.add([ref for ref, expected in recorded.items() if expected is None], "not in the files table")
+        for ref in findings.problems:
+            del recorded[ref]
+        if not recorded.keys() >= self._verified.keys():
+            self._forget(self._verified.keys() - recorded.keys())
+        seen = self.storage.stat_unlisted(() if survey.names >= recorded.keys() else recorded.keys() - survey.names)
+        seen.update((ref, survey.seen[ref]) for ref in survey.seen.keys() & recorded.keys())
+        self._check_sizes(recorded, seen, findings)
+        for ref in findings.problems.keys() & recorded.keys():
+            del recorded[ref]
+        self._check_bytes(connection, recorded, findings)
 
-    @staticmethod
-    def _without_row(cursor: psycopg.Cursor, findings: Findings) -> None:
-        cursor.execute(WITHOUT_ROW_SQL)
-        for ref, photos in cursor.fetchall():
-            findings.add("not in the files table", Reference(ref, None, None, photos))
+    def _forget(self, refs) -> None:
+        for ref in refs:
+            self._verified.pop(ref, None)
+            self._mtimes.pop(ref, None)
 
-    def _compare(self, rows: list[tuple[str, int, str]],
-                 names: set[str]) -> tuple[list[Pending], list[Pending], dict[str, str]]:
-        """Find every missing file, and the wrong sizes of the files stat'ed this run
-        (each file on its first run, then in rotation: STAT_SLICE); split
-        the rest into files whose bytes need hashing and files verified in their current
-        state (plain tuples: this loop runs once per referenced file)."""
-        unverified: list[Pending] = []
-        verified: list[Pending] = []
-        broken: dict[str, str] = {}
-        known_states = self._verified
-        turns = max(1, -(-len(rows) // STAT_SLICE))
-        self._turn = turn = (self._turn + 1) % turns
-        sized = self._sized
-        for ref, size, sha256 in rows:
-            listed = ref in names  # a listed path is plain and inside the directory by construction
-            seen = sized.get(ref) if listed and hash(ref) % turns != turn else None
-            if seen is None:
-                path = os.path.join(self.files_dir, ref) if listed else self._path(ref)
-                seen = _stat(path) if path is not None else None
-                if seen is None:
-                    sized.pop(ref, None)
-                    broken[ref] = "missing on disk"
-                    continue
-                sized[ref] = seen
-            if seen[0] != size:
-                broken[ref] = "of the wrong size"
+    def _check_sizes(self, recorded: dict[str, str], seen: dict[str, Seen], findings: Findings) -> None:
+        """Compare what was stat'ed (this run's slice, and every file the listing did not
+        show): no file is a violation, and so is a wrong size; an mtime other than the one
+        hashed makes the file's bytes unverified again."""
+        changed = []
+        for ref, size_and_mtime in seen.items():
+            if size_and_mtime is None:
+                findings.add((ref,), "missing on disk")
+            elif size_and_mtime[0] != int(recorded[ref].partition(" ")[0]):
+                findings.add((ref,), "of the wrong size")
+            elif self._mtimes.get(ref, size_and_mtime[1]) == size_and_mtime[1]:
                 continue
-            state = (size, seen[1], sha256)
-            (verified if known_states.get(ref) == state else unverified).append((ref, state))
-        return unverified, verified, broken
+            changed.append(ref)
+        self._forget(changed)
 
-    def _add_broken(self, connection: psycopg.Connection, broken: dict[str, str], findings: Findings) -> None:
-        """Count the photos of each broken reference (few, and asked only when there are)."""
+    def _check_bytes(self, connection: psycopg.Connection, recorded: dict[str, str], findings: Findings) -> None:
+        """Hash what is not verified in its recorded state (newest photo first, within the
+        budget) and a random sample of what is."""
+        self._forget({ref for ref, _ in self._verified.items() - recorded.items()})
+        unverified = recorded.keys() - self._verified.keys()
+        findings.awaiting_checksum = max(0, len(unverified) - self.hash_budget)
+        to_hash = self._newest(connection, unverified) if findings.awaiting_checksum else list(unverified)
+        to_hash += self._random.sample(list(self._verified), min(self.resample, len(self._verified)))
+        for ref, (problem, mtime) in self.storage.hash_all({ref: recorded[ref] for ref in to_hash}).items():
+            if problem is None:
+                self._verified[ref] = recorded[ref]
+                self._mtimes[ref] = mtime
+            else:
+                self._forget((ref,))
+                findings.add((ref,), problem)
+
+    def _newest(self, connection: psycopg.Connection, unverified: set[str]) -> list[str]:
+        """The hash budget's worth of `unverified`, newest photo first, reading photos
+        newest first only as far as needed (a server-side cursor)."""
+        chosen: dict[str, None] = {}
+        with read_only(connection, self.timeout_seconds), connection.cursor(name="newest_photos") as photos:
+            photos.execute(NEWEST_SQL)
+            while len(chosen) < self.hash_budget and (batch := photos.fetchmany(4 * self.hash_budget)):
+                chosen.update((ref, None) for ref, in batch if ref in unverified)
+        return list(chosen)[: self.hash_budget]
+
+    def _photo_counts(self, connection: psycopg.Connection, findings: Findings) -> dict[str, int]:
+        """The photos of each broken reference (few, and asked only when there are)."""
+        if not findings.problems:
+            return {}
         with read_only(connection, self.timeout_seconds) as cursor:
-            cursor.execute(PHOTO_COUNTS_SQL, (sorted(broken),))
-            photos = dict(cursor.fetchall())
-        for ref in sorted(broken):
-            findings.add(broken[ref], Reference(ref, None, None, photos.get(ref, 0)))
-
-    def _path(self, ref: str) -> str | None:
-        """The file of `ref` under the storage directory; None for a ref that points
-        outside it (which no upload can have written). Checked on the text, without
-        resolving."""
-        if ref.startswith("/") or "" in (parts := ref.split("/")) or "." in parts or ".." in parts:
-            return None
-        return os.path.join(self.files_dir, ref)
-
-    def _bytes_problem(self, candidate: Candidate) -> str | None:
-        """None when the bytes hash to the recorded sha256 (remembered), else what is wrong."""
-        self._verified.pop(candidate.reference.ref, None)
-        try:
-            with open(candidate.path, "rb") as file:
-                actual = hashlib.file_digest(file, "sha256").hexdigest()
-        except OSError:
-            return "missing on disk"
-        if actual != candidate.reference.sha256:
-            return "with a checksum mismatch"
-        self._verified[candidate.reference.ref] = candidate.state
-        return None
-
-
-def _stat(path: str) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _list_names(root: str) -> set[str]:
-    """Every regular file under the storage directory, by its path relative to `root`,
-    from directory entries alone (no stat: one per file is what made a run over 100,000
-    photos take over a second). Symlinked directories are not entered; their files are
-    stat'ed one by one when referenced. A directory that vanishes mid-walk is skipped."""
-    names: set[str] = set()
-    pending = [("", root)]
-    while pending:
-        prefix, directory = pending.pop()
-        try:
-            entries = os.scandir(directory)
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append((prefix + entry.name + "/", entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        names.add(prefix + entry.name)
-                except OSError:
-                    continue
-    return names
+            cursor.execute(PHOTO_COUNTS_SQL, (sorted(findings.problems),))
+            return dict(cursor.fetchall())

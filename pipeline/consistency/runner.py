@@ -4,9 +4,14 @@ The checks come from the worker's configuration (never from a release request): 
 SQL checks listed for the service, plus a built-in family (the sample gallery's).
 The sets are kept per (service, database) for the life of the worker, because the
 file check remembers which files it has verified and the performance check its
-baseline. No URL is ever logged or put in a report: only the database's name."""
+baseline. No URL is ever logged or put in a report: only the database's name.
+
+The checks run at the same time, each on its own connection: a run takes as long as
+its slowest check instead of their sum."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
@@ -45,15 +50,29 @@ def configured_checks(service: str, database: Database, config: ServiceDatabase)
 
 
 def run_all(url: str, database: Database, checks: list[ConsistencyCheck]) -> ConsistencyReport:
-    """Run `checks` over one connection; a database that cannot be reached makes every
-    check inconclusive, each saying why."""
+    """Run `checks` at the same time, each on a connection of its own, then those that
+    run alone (a latency measurement must not share the database with the others);
+    outcomes in the order of `checks`. A check that cannot connect, or that fails in
+    any way, is inconclusive and says why."""
+    together = [check for check in checks if not getattr(check, "runs_alone", False)]
+    outcomes: dict[int, CheckOutcome] = {}
+    if together:
+        with ThreadPoolExecutor(max_workers=len(together), thread_name_prefix="consistency") as pool:
+            outcomes.update(zip(map(id, together), pool.map(lambda check: _run(url, database, check), together)))
+    outcomes.update((id(check), _run(url, database, check)) for check in checks if id(check) not in outcomes)
+    return ConsistencyReport(database=database, checks=[outcomes[id(check)] for check in checks])
+
+
+def _run(url: str, database: Database, check: ConsistencyCheck) -> CheckOutcome:
     try:
         connection = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     except psycopg.Error as error:
-        reason = f"could not connect to the {database} database: {first_line(error)}"
-        return ConsistencyReport(database=database, checks=[_inconclusive(check, reason) for check in checks])
+        return _inconclusive(check, f"could not connect to the {database} database: {first_line(error)}")
     with connection:
-        return ConsistencyReport(database=database, checks=[check.run(connection) for check in checks])
+        try:
+            return check.run(connection)
+        except Exception as error:  # a check's bug must not hide the others' outcomes
+            return _inconclusive(check, f"could not run: {type(error).__name__}: {first_line(error)}")
 
 
 def _inconclusive(check: ConsistencyCheck, reason: str) -> CheckOutcome:

@@ -24,6 +24,8 @@ CREATE TABLE shoots (id serial PRIMARY KEY, client_id int NOT NULL REFERENCES cl
 CREATE TABLE files (ref text PRIMARY KEY, sha256 text NOT NULL, size bigint NOT NULL);
 CREATE TABLE photos (id serial PRIMARY KEY, shoot_id int NOT NULL, title text NOT NULL, file_ref text NOT NULL,
                      uploaded_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX photos_shoot_id ON photos (shoot_id);
+CREATE INDEX photos_file_ref ON photos (file_ref);
 CREATE TABLE gallery_access (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id));
 CREATE TABLE gallery_permissions (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id));
 """

@@ -1,7 +1,8 @@
 """The gallery's base schema: clients, shoots, files, photos and client gallery access.
 
 photos.shoot_id and photos.file_ref deliberately have no foreign keys: the consistency
-checks exist to catch what the schema does not enforce (ADR-017)."""
+checks exist to catch what the schema does not enforce (ADR-017). Both are indexed: the
+gallery's pages list a shoot's photos, and the checks join photos to shoots and files."""
 
 from alembic import op
 
@@ -22,6 +23,8 @@ def upgrade() -> None:
         "CREATE TABLE photos (id serial PRIMARY KEY, shoot_id int NOT NULL, title text NOT NULL, "
         "file_ref text NOT NULL, uploaded_at timestamptz NOT NULL DEFAULT now())"
     )
+    op.execute("CREATE INDEX photos_shoot_id ON photos (shoot_id)")
+    op.execute("CREATE INDEX photos_file_ref ON photos (file_ref)")
     op.execute(
         "CREATE TABLE gallery_access (client_id int NOT NULL, shoot_id int NOT NULL, PRIMARY KEY (client_id, shoot_id))"
     )
