@@ -49,6 +49,7 @@ from pipeline.models import (
     ReleaseStatus,
     Stage,
 )
+from pipeline.simulate import add_simulate
 from pipeline.temporal import TemporalSettings, connect, exit_process
 from pipeline.terminal import ReleaseRow, render_releases, render_result, render_status
 
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_follow(commands)
     add_signals(commands)
     add_list(commands)
+    add_simulate(commands)
     return parser
 
 

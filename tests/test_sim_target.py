@@ -245,6 +245,7 @@ nobody to wait for and no suites, which the sim cannot run."""
 async def release_on_sim(env, env_vars: dict[str, str]):
     """A release of 2.0.0 over a stable 1.0.0 on this worker's sim fleet, run to its result."""
     service = f"sim-{uuid.uuid4().hex[:8]}"
+    worker_fleet().reset(Scenario())  # the fleet is this process's: a simulation may have left its scenario
     worker_fleet().install(service, "1.0.0")
     request = {"service": service, "version": "2.0.0", "target": "sim", "env": env_vars, "policy": NO_GATES}
     async with Worker(env.client, task_queue=f"sim-{service}", workflows=WORKFLOWS, activities=ACTIVITIES):
@@ -262,9 +263,9 @@ async def test_a_good_version_is_promoted_through_every_step(time_skipping_env):
 
 
 async def test_a_failing_canary_is_rolled_back_on_its_error_rate(time_skipping_env):
-    result, state = await release_on_sim(time_skipping_env, {"GALLERY_ERROR_RATE": "0.2"})
-    assert result.outcome is Outcome.ROLLED_BACK
-    assert result.breach.metric is Metric.ERROR_RATE and result.breach.value > 0.1
+    result, state = await release_on_sim(time_skipping_env, {"GALLERY_ERROR_RATE": "0.3"})
+    assert result.outcome is Outcome.ROLLED_BACK, result.reason
+    assert result.breach.metric is Metric.ERROR_RATE and result.breach.value > 0.15  # about 110 requests: 3.4 sd
     assert "at 10% canary traffic" in result.reason
     assert state.version_in(Slot.STABLE) == "1.0.0" and state.routing.canary_weight == 0
 

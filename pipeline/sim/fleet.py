@@ -93,6 +93,11 @@ class Fleet:
     clock: Clock = release_now
     services: dict[str, ServiceFleet] = field(default_factory=dict)
 
+    def reset(self, scenario: Scenario) -> None:
+        """Start over under `scenario`, without any service: a simulation owns the fleet
+        of the worker it runs in."""
+        self.scenario, self.services = scenario, {}
+
     def service(self, name: str) -> ServiceFleet:
         return self.services.setdefault(name, ServiceFleet())
 

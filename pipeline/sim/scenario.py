@@ -2,10 +2,11 @@
 per version that override what the release's env asks for (so that a policy can be
 tried against a known incident without editing the request). Read from JSON:
 
-    {"seed": "incident-42", "requests_per_second": 20,
+    {"seed": "incident-42", "requests_per_second": 20, "stable_version": "1.4.0",
      "versions": {"2.0.0": {"error_rate": 0.05, "faults_after_seconds": 900}}}
 
-Each version's keys are the fields of pipeline.sim.model.Faults."""
+Each version's keys are the fields of pipeline.sim.model.Faults. `stable_version` is
+what production runs when a simulated release starts (null: a first release)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from pipeline.models.base import Input
+from pipeline.models.base import VERSION_PATTERN, Input
 from pipeline.sim.model import Faults, Traffic
 
 
@@ -34,6 +35,7 @@ class Scenario(Input):
     seed: str = "0"
     requests_per_second: float = Field(Traffic.requests_per_second, gt=0, le=10_000)
     segment_share: float = Field(Traffic.segment_share, ge=0, le=1)
+    stable_version: str | None = Field("stable", pattern=VERSION_PATTERN)
     versions: dict[str, VersionFaults] = Field(default_factory=dict)
 
     @property

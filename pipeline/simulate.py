@@ -1,0 +1,217 @@
+"""`releasectl simulate REQUEST.json [--scenario FILE] [--json]`: what a release would
+do, before it meets production. The real ReleaseWorkflow and the real activities run
+on a fresh time-skipping test server (a fresh one per simulation: after a status query
+the test server may stop skipping time for later workflows) with the sim target
+(pipeline/targets/sim.py), so a default-policy release's hour takes seconds; then the
+timeline is printed, each entry at its simulated time: every phase and traffic step,
+every analysis verdict, and when and why the release rolled back or was promoted.
+
+The request is read as the workflow would read it, then adjusted to what a simulation
+can do, each adjustment printed: it runs on the sim target with the sim's metrics,
+without test suites (processes the sim does not run) and with every approval given at
+once. The scenario (pipeline/sim/scenario.py) sets the load, the seed, the stable
+version and faults per version; without one, the faults are those the request's env
+asks for. Exit status as `releasectl watch`: 0 promoted, 2 any other outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.testing import WorkflowEnvironment
+
+from pipeline import search_attributes
+from pipeline.cli_input import CliError
+from pipeline.decisions.validation import parse_request
+from pipeline.logging import configure_logging
+from pipeline.models import Outcome, ReleaseRequest, ReleaseResult, TimelineEntry
+from pipeline.sim.fleet import worker_fleet
+from pipeline.sim.scenario import Scenario, ScenarioError, load_scenario
+from pipeline.temporal import TemporalSettings
+from pipeline.terminal import render_result, render_table
+
+TARGET = "sim"
+TASK_QUEUE = "simulation"
+EXIT_NOT_PROMOTED = 2
+
+
+@dataclass(frozen=True)
+class Simulation:
+    request: ReleaseRequest
+    adjustments: list[str]
+    result: ReleaseResult
+    timeline: list[TimelineEntry]
+    wall_seconds: float
+
+
+# --- the request and the scenario ------------------------------------------------------------
+
+
+def read_request(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except OSError as error:
+        raise CliError(f"cannot read request file {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise CliError(f"{path} is not valid JSON: {error}") from None
+
+
+def for_simulation(raw: dict[str, Any]) -> tuple[ReleaseRequest, list[str]]:
+    """The request as the sim can run it, and each change made to it. The request as
+    written must be valid first: its problems are reported as the workflow would."""
+    request = parse_request(raw)
+    if request.revert is not None or request.migration is not None:
+        raise CliError("simulate runs releases without a schema migration, not reverts or migrations")
+    policy, adjustments = dict(raw.get("policy") or {}), []
+    if request.target != TARGET:
+        adjustments.append(f"target {request.target} simulated on the sim target")
+    if request.policy.test_suites:
+        adjustments.append(f"test suites not run: {', '.join(request.policy.test_suites)}")
+    if request.policy.required_approvals:
+        stages = ", ".join(stage.value for stage in request.policy.required_approvals)
+        adjustments.append(f"approvals given at once: {stages}")
+    if policy.get("metrics_provider") or policy.get("queries"):
+        adjustments.append("metrics from the sim's model, not the policy's provider or queries")
+    policy.update(test_suites=[], required_approvals=[], metrics_provider=None, queries={})
+    return parse_request({**raw, "target": TARGET, "policy": policy}), adjustments
+
+
+def check_scenario(scenario: Scenario, request: ReleaseRequest) -> None:
+    known = {request.version, scenario.stable_version} - {None}
+    for version in scenario.versions:
+        if version not in known:
+            raise CliError(f"the scenario names version {version!r}, which is neither the release's "
+                           f"({request.version}) nor the stable one ({scenario.stable_version})")
+
+
+# --- running it -------------------------------------------------------------------------------
+
+
+async def simulate(request: ReleaseRequest, scenario: Scenario, adjustments: list[str] | None = None) -> Simulation:
+    """Run `request` to its end on a fresh time-skipping server and this process's sim fleet."""
+    # The worker's modules take seconds to import, which no other releasectl command needs.
+    from pipeline.local.devstack import installed_binary
+    from workers.main import build_worker
+    from workflows.release import ReleaseWorkflow
+
+    began = time.monotonic()
+    fleet = worker_fleet()
+    fleet.reset(scenario)
+    if scenario.stable_version:
+        fleet.install(request.service, scenario.stable_version)
+    release_id = f"simulation-{request.service}-{request.version}"
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=installed_binary("temporal-test-server"),
+        runtime=runtime_logging_to_python(),
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        async with build_worker(env.client, TASK_QUEUE):
+            handle = await env.client.start_workflow(ReleaseWorkflow.run, request, id=release_id, task_queue=TASK_QUEUE)
+            try:
+                result = await handle.result()
+            except WorkflowFailureError as failure:
+                raise CliError(f"the simulated release failed: {failure.cause}") from None
+            status = await env.client.get_workflow_handle(release_id).query(ReleaseWorkflow.status)
+    return Simulation(request, adjustments or [], result, status.timeline, time.monotonic() - began)
+
+
+def runtime_logging_to_python() -> Runtime:
+    """A Temporal runtime whose core logs errors only, through Python's logging (to
+    stderr): its own logger writes to stdout, where `--json` must be alone."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    errors_only = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=errors_only, forwarding=forwarding)))
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The pipeline's search attributes, which a fresh test server lacks (and it cannot
+    list them, so `ensure_search_attributes` does not serve)."""
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace, search_attributes={key.name: keyword for key in search_attributes.ALL}
+        )
+    )
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def offsets(timeline: list[TimelineEntry]) -> list[float]:
+    """Each entry's simulated seconds since the first."""
+    times = [datetime.fromisoformat(entry.at) for entry in timeline]
+    return [(at - times[0]).total_seconds() for at in times]
+
+
+def elapsed(seconds: float) -> str:
+    minutes, second = divmod(round(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"+{hours}:{minute:02d}:{second:02d}"
+
+
+def render(simulation: Simulation) -> str:
+    timeline, times = simulation.timeline, offsets(simulation.timeline)
+    rows = [[elapsed(at), entry.phase.value, entry.message] for at, entry in zip(times, timeline)]
+    simulated = times[-1] if times else 0.0
+    lines = [f"simulated {simulation.request.service} {simulation.request.version}: "
+             f"{elapsed(simulated)} of release time in {simulation.wall_seconds:.1f}s"]
+    lines += [f"  adjusted: {adjustment}" for adjustment in simulation.adjustments]
+    lines += ["", render_table(["after", "phase", "event"], rows), "", render_result(simulation.result)]
+    return "\n".join(lines)
+
+
+def as_json(simulation: Simulation) -> dict[str, Any]:
+    result = simulation.result
+    return {
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "breach": result.breach.model_dump(mode="json") if result.breach else None,
+        "adjustments": simulation.adjustments,
+        "wall_seconds": round(simulation.wall_seconds, 3),
+        "timeline": [
+            {"after_seconds": at, **entry.model_dump(mode="json")}
+            for at, entry in zip(offsets(simulation.timeline), simulation.timeline)
+        ],
+        "result": result.model_dump(mode="json"),
+    }
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+async def simulate_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    """Needs no Temporal of its own: `settings` are not used."""
+    configure_logging(level="WARNING")
+    request, adjustments = for_simulation(read_request(Path(args.request)))
+    try:
+        scenario = load_scenario(Path(args.scenario)) if args.scenario else Scenario()
+    except ScenarioError as error:
+        raise CliError(str(error)) from None
+    check_scenario(scenario, request)
+    simulation = await simulate(request, scenario, adjustments)
+    print(json.dumps(as_json(simulation), indent=2) if args.json else render(simulation))
+    return 0 if simulation.result.outcome is Outcome.PROMOTED else EXIT_NOT_PROMOTED
+
+
+def add_simulate(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "simulate", help="run a release request on the time-skipping server and the sim target; print its timeline"
+    )
+    command.add_argument("request", metavar="REQUEST.json")
+    command.add_argument("--scenario", metavar="FILE", help="load, seed, stable version and faults per version (JSON)")
+    command.add_argument("--json", action="store_true", help="the timeline and result as JSON, for CI")
+    command.set_defaults(handler=simulate_command)
