@@ -242,12 +242,12 @@ NO_GATES = {"required_approvals": [], "test_suites": []}
 nobody to wait for and no suites, which the sim cannot run."""
 
 
-async def release_on_sim(env, env_vars: dict[str, str]):
+async def release_on_sim(env, env_vars: dict[str, str], **policy):
     """A release of 2.0.0 over a stable 1.0.0 on this worker's sim fleet, run to its result."""
     service = f"sim-{uuid.uuid4().hex[:8]}"
     worker_fleet().reset(Scenario())  # the fleet is this process's: a simulation may have left its scenario
     worker_fleet().install(service, "1.0.0")
-    request = {"service": service, "version": "2.0.0", "target": "sim", "env": env_vars, "policy": NO_GATES}
+    request = {"service": service, "version": "2.0.0", "target": "sim", "env": env_vars, "policy": {**NO_GATES, **policy}}
     async with Worker(env.client, task_queue=f"sim-{service}", workflows=WORKFLOWS, activities=ACTIVITIES):
         result = await env.client.execute_workflow(
             ReleaseWorkflow.run, request, id=f"release-{service}", task_queue=f"sim-{service}"
@@ -276,3 +276,11 @@ async def test_a_slow_leak_is_caught_in_release_time_at_the_step_it_starts(time_
     assert result.outcome is Outcome.ROLLED_BACK
     assert result.breach.metric is Metric.P95_LATENCY_MS and result.breach.value > 800
     assert "at 75% canary traffic" in result.reason
+
+
+async def test_the_baseline_comparison_gets_samples_and_catches_a_slower_canary(time_skipping_env):
+    """60 ms more on a 40 ms median: within the 500 ms threshold, but worse than stable."""
+    baseline = {"metrics": {"p95_latency_ms": {"allowed_effect": 0.2}}}
+    result, _ = await release_on_sim(time_skipping_env, {"GALLERY_LATENCY_MS": "60"}, baseline=baseline)
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert "p95_latency_ms worse than stable: Mann-Whitney U" in result.reason
