@@ -21,6 +21,9 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 
 
 class ConsistencyCheck(Protocol):
+    """A check may also say `runs_alone = True` (one that measures latency): the runner
+    then runs it after the others rather than beside them."""
+
     name: str
 
     def run(self, connection: psycopg.Connection) -> CheckOutcome:

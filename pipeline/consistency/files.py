@@ -33,6 +33,7 @@ clean run moves one row per photo and nothing else.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ class Findings:
     problems: dict[str, str] = field(default_factory=dict)
     awaiting_checksum: int = 0
 
-    def add(self, refs, problem: str) -> None:
+    def add(self, refs: Iterable[str], problem: str) -> None:
         for ref in refs:
             self.problems.setdefault(ref, problem)
 
@@ -147,7 +148,8 @@ class FileReferences:
             del recorded[ref]
         self._check_bytes(connection, recorded, findings)
 
-    def _forget(self, refs) -> None:
+    def _forget(self, refs: Iterable[str]) -> None:
+        """Drop what was verified of `refs`: they are hashed again when next seen."""
         for ref in refs:
             self._verified.pop(ref, None)
             self._mtimes.pop(ref, None)
