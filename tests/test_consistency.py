@@ -330,6 +330,20 @@ def test_a_listing_of_a_directory_changed_just_before_it_is_not_reused(files_dir
     assert storage.list_names() == frozenset()
 
 
+def test_a_directory_that_vanishes_mid_walk_is_skipped(files_dir, monkeypatch):
+    (files_dir / "sub").mkdir()
+    (files_dir / "kept.jpg").write_bytes(b"kept")
+    scandir = os.scandir
+
+    def vanishing(path: str):
+        if path.rstrip("/").endswith("/sub"):
+            raise FileNotFoundError(path)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", vanishing)
+    assert Storage(files_dir).list_names() == {"kept.jpg"}
+
+
 def test_a_file_truncated_behind_its_mtime_is_found_within_its_rotation(connection, files_dir):
     plant_clean_gallery(connection, files_dir)
     check = FileReferences(files_dir, resample=0, stat_slice=1)

@@ -95,7 +95,9 @@ class Storage:
             return cached
         started = time.time_ns()
         listing = _scan(directory, prefix, mtime)
-        return listing if started - mtime > SETTLED_NS else replace(listing, mtime_ns=None)
+        if listing is None or started - mtime > SETTLED_NS:
+            return listing
+        return replace(listing, mtime_ns=None)
 
     def stat_unlisted(self, unlisted: Iterable[str]) -> dict[str, Seen]:
         """References the listing did not show, each stat'ed on its own (a file written
