@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from pipeline import search_attributes
 from pipeline.local.devstack import Stack, installed_binary
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.local.postgres import LocalPostgres
@@ -40,6 +41,19 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=installed_binary("temporal-test-server"),
     )
     await register_search_attributes(env.client)
+    async with env:
+        yield env
+
+
+@pytest.fixture
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server, for what the time-skipping server cannot skip through."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        dev_server_log_level="error",
+    )
     async with env:
         yield env
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
@@ -18,13 +17,10 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from pipeline import search_attributes
-from pipeline.local.devstack import installed_binary
 from pipeline.models import Outcome, Phase
 from tests.helpers.fakes import FakeWorld
 from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, status
@@ -170,18 +166,6 @@ async def test_the_kill_switch_does_not_wait_for_a_traffic_change_that_hangs(dri
 
     assert result.outcome is Outcome.ROLLED_BACK
     assert world.weights == [10, 0] and receipt.seconds < 5
-
-
-@pytest.fixture
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search_attributes.ALL,
-        dev_server_log_level="error",
-    )
-    async with env:
-        yield env
 
 
 async def test_a_terminated_release_is_rolled_back_by_its_lock(dev_server: WorkflowEnvironment, monkeypatch):

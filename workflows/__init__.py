@@ -1,4 +1,5 @@
 from workflows.lock import ServiceLockWorkflow
 from workflows.release import ReleaseWorkflow
+from workflows.train import ReleaseTrainWorkflow
 
-ALL = [ReleaseWorkflow, ServiceLockWorkflow]
+ALL = [ReleaseWorkflow, ServiceLockWorkflow, ReleaseTrainWorkflow]

@@ -234,3 +234,15 @@ from pipeline.models.databases import (  # noqa: E402
 )
 
 __all__ += ["DatabaseLocation", "MigrationsConfig", "SqlCheck", "ServiceDatabase", "DatabasesConfig"]
+
+from pipeline.models.train import (
+    MemberReport,
+    MemberStatus,
+    TrainMember,
+    TrainPolicy,
+    TrainRequest,
+    TrainResult,
+    TrainStatus,
+)
+
+__all__ += ["MemberReport", "MemberStatus", "TrainMember", "TrainPolicy", "TrainRequest", "TrainResult", "TrainStatus"]

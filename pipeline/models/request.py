@@ -8,11 +8,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.decisions.service_env import env_problems
-from pipeline.models.base import Concurrency, Direction, Input, MAX_CANARY_WEIGHT, MAX_LIST_ITEMS, MAX_QUERY_LENGTH, Metric, OnInconclusive, OutsideWindow, SEGMENT_PATTERN, SERVICE_PATTERN, SUITE_PATTERN, Severity, Stage, VERSION_PATTERN
 from pipeline.catalog import metrics_provider_problem
+from pipeline.decisions.service_env import env_problems
 from pipeline.models.adapters import MetricsProviderName, TargetName
-
+from pipeline.models.base import (
+    MAX_CANARY_WEIGHT,
+    MAX_LIST_ITEMS,
+    MAX_QUERY_LENGTH,
+    SEGMENT_PATTERN,
+    SERVICE_PATTERN,
+    SUITE_PATTERN,
+    VERSION_PATTERN,
+    Concurrency,
+    Direction,
+    Input,
+    Metric,
+    OnInconclusive,
+    OutsideWindow,
+    Severity,
+    Stage,
+)
 
 QueryName = Metric | Literal["requests"]
 """A PromQL template's name: a metric, or `requests` (the count `min_requests` checks)."""
@@ -276,11 +291,24 @@ class ReleaseRequest(Input):
     policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
     author: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=2000)
+    keep_previous: bool = False
+    """After the bake, keep the previous version warm instead of retiring it: a release
+    train sets it on its members and retires (or reverts to) the previous versions when
+    the train ends."""
 
     @model_validator(mode="after")
     def _version_given(self) -> ReleaseRequest:
         if self.version is None and self.revert is None:
             raise ValueError("version: a release needs the version to release")
+        return self
+
+    @model_validator(mode="after")
+    def _contract_needs_the_previous_version_retired(self) -> ReleaseRequest:
+        if self.keep_previous and self.migration is not None and self.migration.contract is not None:
+            raise ValueError(
+                "migration.contract: contract needs the previous version retired, which a release that keeps it "
+                "warm (a train member) does not do; release the contract on its own once the train is done"
+            )
         return self
 
     @model_validator(mode="after")

@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.models.base import Outcome, Phase, Slot, Stage, Strict
-from pipeline.models.request import ReleaseRequest
 from pipeline.models.analysis import Analysis, AnalysisMemory, MetricCheck, VersionMetrics
+from pipeline.models.base import Outcome, Phase, Slot, Stage, Strict
 from pipeline.models.gates import ReleaseGates
 from pipeline.models.migration import ConsistencyReport
+from pipeline.models.request import ReleaseRequest
 
 
 class Approval(Strict):
@@ -131,6 +131,8 @@ class ReleaseResult(Strict):
     revert: RevertRecord | None = None
     migration: MigrationState | None = None
     consistency: ConsistencyReport | None = None
+    warm_version: str | None = None
+    """The previous version, still running without traffic (a release that keeps it)."""
 
 
 class Progress(Strict):

@@ -75,11 +75,15 @@ class Baking:
         `previous`. Without bake (or for a release that predates it) `previous` is
         retired after `retire_delay_seconds`, unwatched."""
         policy = self._request.policy
-        if not self._bakes() or policy.bake_seconds == 0:
+        if self._bakes() and policy.bake_seconds > 0:
+            if not self._progress.baked:
+                await self._bake(previous)
+        elif not self._request.keep_previous:
             self._note(f"retiring {previous} in {policy.retire_delay_seconds}s")
             await workflow.sleep(policy.retire_delay_seconds)
-        elif not self._progress.baked:
-            await self._bake(previous)
+        if self._request.keep_previous:
+            self._note(f"{previous} stays warm: its train retires it, or goes back to it, when the train ends")
+            return
         await self._change(retire_version, VersionRequest(ref=self._ref(), version=previous), f"retire {previous}")
         self._status.warm_version = None
 
@@ -95,7 +99,7 @@ class Baking:
         await self._watch(policy.bake_seconds)
         self._progress.baked = True
         self._canary_may_get_traffic = False
-        self._note(f"bake passed: retiring {previous}")
+        self._note(f"bake passed: {'keeping' if self._request.keep_previous else 'retiring'} {previous}")
 
     def _baking(self) -> bool:
         """The new version has all traffic and the previous one is still warm to go back to."""

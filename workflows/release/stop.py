@@ -105,4 +105,5 @@ class Stopping:
             revert=self._status.revert,
             migration=self._status.migration,
             consistency=self._status.consistency,
+            warm_version=self._status.warm_version,
         )

@@ -61,6 +61,7 @@ from workflows.release.calls import ActivityCalls
 from workflows.release.continuation import ContinuingAsNew
 from workflows.release.gates import Gates
 from workflows.release.locking import Locking
+from workflows.release.membership import Membership
 from workflows.release.migration import Migrating
 from workflows.release.notifications import Notifications
 from workflows.release.preparation import Preparation
@@ -88,6 +89,7 @@ class ReleaseWorkflow(
     Reverting,
     Baking,
     Migrating,
+    Membership,
     Preparation,
     Traffic,
     Gates,
@@ -132,6 +134,7 @@ class ReleaseWorkflow(
     async def run(self, *inputs: Any) -> ReleaseResult:
         self._request = self._validate(inputs)
         self._bake_era = workflow.patched(BAKE_PATCH)
+        self._report_to_train()
         try:
             await self._load_gates()
             await self._acquire_lock()

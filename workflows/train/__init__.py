@@ -1,0 +1,3 @@
+from workflows.train.workflow import ReleaseTrainWorkflow
+
+__all__ = ["ReleaseTrainWorkflow"]
