@@ -6,6 +6,7 @@
   releasectl break-glass release-gallery-2.0.0-1a2b3c --actor olivia --reason "INC-42 hotfix"
   releasectl kill release-gallery-2.0.0-1a2b3c --reason "checkout errors" --actor bob
   releasectl list --service gallery --running
+  releasectl train start spring-2027.json     (release trains: releasectl train --help)
 
 Temporal is reached as the worker reaches it (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 PIPELINE_TASK_QUEUE, TLS and API-key variables: see pipeline/temporal.py). Everything
@@ -39,6 +40,7 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from pipeline import train_cli
 from pipeline.decisions.validation import InvalidRequest
 from pipeline.models import (
     ApprovalReceipt,
@@ -97,14 +99,20 @@ async def query_status(handle: WorkflowHandle) -> ReleaseStatus:
 
 async def start_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
     request = build_request(args)
-    release_id = args.id or new_release_id(request)
+    return await start_workflow(settings, WORKFLOW_TYPE, request, args.id or new_release_id(request), "watch")
+
+
+async def start_workflow(
+    settings: TemporalSettings, workflow: str, request: BaseModel, workflow_id: str, watch: str
+) -> int:
+    """Start a release or a train; its id alone on stdout (for scripts), how to follow it on stderr."""
     client = await client_for(settings)
     try:
-        await client.start_workflow(WORKFLOW_TYPE, request, id=release_id, task_queue=settings.task_queue)
+        await client.start_workflow(workflow, request, id=workflow_id, task_queue=settings.task_queue)
     except WorkflowAlreadyStartedError:
-        raise CliError(f"a release with id {release_id} already exists") from None
-    print(release_id)
-    print(f"follow it with: releasectl watch {release_id}", file=sys.stderr)
+        raise CliError(f"a workflow with id {workflow_id} already exists") from None
+    print(workflow_id)
+    print(f"follow it with: releasectl {watch} {workflow_id}", file=sys.stderr)
     return 0
 
 
@@ -127,27 +135,31 @@ async def status_command(args: argparse.Namespace, settings: TemporalSettings) -
 
 
 async def watch_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
-    """Show the status each time it changes while the release runs (redrawn in place
-    on a terminal, appended in a CI log), then print the result."""
     handle = release_handle(await client_for(settings), args.id)
+    await follow(handle, lambda: query_status(handle), render_status)
+    return await print_result(handle, Outcome.PROMOTED)
+
+
+async def follow(handle: WorkflowHandle, status: Callable[[], Awaitable[Any]], render: Callable[[Any], str]) -> None:
+    """Show the status each time it changes while the workflow runs (redrawn in place
+    on a terminal, appended in a CI log)."""
     redraw = CLEAR_SCREEN if sys.stdout.isatty() else ""
     shown = ""
     while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        display = render_status(await query_status(handle))
+        display = render(await status())
         if display != shown:
             print(redraw + display, flush=True)
             shown = display
         await asyncio.sleep(WATCH_INTERVAL_SECONDS)
-    return await print_result(handle, Outcome.PROMOTED)
 
 
-async def print_result(handle: WorkflowHandle, success: Outcome) -> int:
-    """Print how the release ended; the exit status says whether it ended in `success`."""
+async def print_result(handle: WorkflowHandle, success: Outcome, render: Callable[[Any], str] = render_result) -> int:
+    """Print how the workflow ended; the exit status says whether it ended in `success`."""
     try:
         result = await handle.result()
     except WorkflowFailureError as error:
         raise CliError(f"release {handle.id} did not complete: {innermost_message(error)}") from None
-    print(render_result(result))
+    print(render(result))
     return 0 if result.outcome is success else EXIT_NOT_PROMOTED
 
 
@@ -221,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_signals(commands)
     add_list(commands)
     add_simulate(commands)
+    train_cli.add_train(commands)
     return parser
 
 
@@ -249,22 +262,43 @@ def add_revert(commands: argparse._SubParsersAction) -> None:
     revert.set_defaults(handler=revert_command)
 
 
-def add_follow(commands: argparse._SubParsersAction) -> None:
-    status = commands.add_parser("status", help="show a release's progress")
+def add_follow(
+    commands: argparse._SubParsersAction,
+    what: str = "release",
+    show: Callable[..., Awaitable[int]] = status_command,
+    follow: Callable[..., Awaitable[int]] = watch_command,
+) -> None:
+    """`status` and `watch` of a release, or of a train (pipeline/train_cli.py)."""
+    status = commands.add_parser("status", help=f"show a {what}'s progress")
     status.add_argument("id")
     status.add_argument("--json", action="store_true", help="the raw status query answer")
-    status.set_defaults(handler=status_command)
-    watch = commands.add_parser("watch", help="follow a release until it ends, then print its result")
+    status.set_defaults(handler=show)
+    watch = commands.add_parser("watch", help=f"follow a {what} until it ends, then print its result")
     watch.add_argument("id")
-    watch.set_defaults(handler=watch_command)
+    watch.set_defaults(handler=follow)
 
 
-def add_signals(commands: argparse._SubParsersAction) -> None:
+def decision_arguments() -> argparse.ArgumentParser:
+    """The arguments of an approval or a rejection (of a release or a train)."""
     decision = argparse.ArgumentParser(add_help=False)
     decision.add_argument("id")
     decision.add_argument("--stage", required=True, choices=[stage.value for stage in Stage])
     decision.add_argument("--approver", required=True)
     decision.add_argument("--comment", default="")
+    return decision
+
+
+def operator_arguments() -> argparse.ArgumentParser:
+    """The arguments of a pause or a resume (of a release or a train)."""
+    operator = argparse.ArgumentParser(add_help=False)
+    operator.add_argument("id")
+    operator.add_argument("--actor", default=local_user(), help="default: the local user")
+    operator.add_argument("--reason", default="")
+    return operator
+
+
+def add_signals(commands: argparse._SubParsersAction) -> None:
+    decision = decision_arguments()
     approve = commands.add_parser("approve", parents=[decision], help="approve a pending stage (answers at once)")
     approve.set_defaults(handler=update_command("submit_approval", approval_payload, ApprovalReceipt))
     reject = commands.add_parser("reject", parents=[decision], help="reject the release and roll back")
@@ -284,12 +318,8 @@ def add_signals(commands: argparse._SubParsersAction) -> None:
     kill.add_argument("--actor", required=True)
     kill.set_defaults(handler=update_command("submit_kill_switch", kill_payload, KillReceipt))
 
-    operator = argparse.ArgumentParser(add_help=False)
-    operator.add_argument("id")
-    operator.add_argument("--actor", default=local_user(), help="default: the local user")
-    operator.add_argument("--reason", default="")
     for name, help_text in (("pause", "hold traffic where it is"), ("resume", "let a paused release go on")):
-        command = commands.add_parser(name, parents=[operator], help=help_text)
+        command = commands.add_parser(name, parents=[operator_arguments()], help=help_text)
         command.set_defaults(handler=signal_command(name, operator_payload))
 
 
