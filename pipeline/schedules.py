@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
-    Client,
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleHandle,
@@ -66,11 +65,12 @@ def check_name(name: str) -> str:
 
 
 async def schedule_handle(args: argparse.Namespace, settings: TemporalSettings) -> ScheduleHandle:
-    client = await cli.client_for(settings)
-    return client.get_schedule_handle(check_name(args.name))
+    name = check_name(args.name)
+    return (await cli.client_for(settings)).get_schedule_handle(name)
 
 
 async def create_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    name = check_name(args.name)
     request = train_cli.load_train(args.file)
     spec, said = schedule_spec(args.cron, args.every)
     action = ScheduleActionStartWorkflow(
@@ -83,13 +83,13 @@ async def create_command(args: argparse.Namespace, settings: TemporalSettings) -
         state=ScheduleState(paused=args.paused, note=f"created paused by {args.actor}" if args.paused else None),
     )
     client = await cli.client_for(settings)
-    await client.create_schedule(check_name(args.name), schedule, memo={SPEC_MEMO: said})
+    await client.create_schedule(name, schedule, memo={SPEC_MEMO: said})
     print(f"schedule {args.name}: train {request.train} {said}" + (", paused" if args.paused else ""))
     return 0
 
 
 async def list_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
-    client: Client = await cli.client_for(settings)
+    client = await cli.client_for(settings)
     rows = []
     async for entry in await client.list_schedules():
         paused = "paused" if entry.schedule is not None and entry.schedule.state.paused else "active"
