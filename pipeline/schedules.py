@@ -2,14 +2,16 @@
 
   releasectl train schedule create spring-weekly --file spring-2027.json --cron "0 9 * * 2"
   releasectl train schedule create nightly --file train.json --every 24h --paused
+  releasectl train schedule create spring --file spring-2027.json --windows
   releasectl train schedule list | describe NAME | pause NAME | unpause NAME | trigger NAME | delete NAME
 
 A schedule starts ReleaseTrainWorkflow with the train file's request, checked as the
-workflow will check it, at each time of its spec (a cron expression in UTC, or an
-interval); Temporal appends the time to the workflow id (train-TRAIN-<time>). The overlap
-policy is SKIP: while the last departure still runs, the next one is skipped, never
-queued. The times come from --cron or --every, not from the gates file's deployment
-windows: a departure outside a window is held by each member's calendar gate.
+workflow will check it, at each time of its spec: a cron expression in UTC, an interval,
+or the opening of each deployment window of the gates file (PIPELINE_GATES_FILE) in its
+time zone; Temporal appends the time to the workflow id (train-TRAIN-<time>). Freezes are
+not in the spec: a departure into a freeze is held by each member's calendar gate. The
+overlap policy is SKIP: while the last departure still runs, the next one is skipped,
+never queued.
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ from typing import Any
 from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
+    ScheduleCalendarSpec,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleState,
 )
 
 from pipeline import cli, train_cli
 from pipeline.cli_input import CliError, local_user
+from pipeline.gates import GatesConfigError, load_gates_config
+from pipeline.models import TrainRequest
+from pipeline.models.gates import BusinessCalendar, Weekday
 from pipeline.models.train import TRAIN_PATTERN
 from pipeline.temporal import TemporalSettings
 from pipeline.terminal import render_table
@@ -40,6 +47,8 @@ from pipeline.terminal import render_table
 SPEC_MEMO = "spec"
 NEXT_RUNS_SHOWN = 3
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+DAY_OF_WEEK = {day: (index + 1) % 7 for index, day in enumerate(Weekday)}
+"""Monday first in the gates file, Sunday 0 in a schedule's calendar."""
 
 
 def parse_every(text: str) -> timedelta:
@@ -50,12 +59,44 @@ def parse_every(text: str) -> timedelta:
     return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def schedule_spec(cron: str | None, every: str | None) -> tuple[ScheduleSpec, str]:
+def schedule_spec(args: argparse.Namespace, request: TrainRequest) -> tuple[ScheduleSpec, str]:
     """The spec and how to say it (kept in the schedule's memo: the server keeps a cron
     expression only as calendars)."""
-    if cron is not None:
-        return ScheduleSpec(cron_expressions=[cron]), f"cron {cron} (UTC)"
-    return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=parse_every(every or ""))]), f"every {every}"
+    if args.cron is not None:
+        return ScheduleSpec(cron_expressions=[args.cron]), f"cron {args.cron} (UTC)"
+    if args.every is not None:
+        return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=parse_every(args.every))]), f"every {args.every}"
+    return window_spec(shared_calendar(request))
+
+
+def shared_calendar(request: TrainRequest) -> BusinessCalendar:
+    """The deployment calendar of the train's members: a train departs once, so one."""
+    try:
+        config, source = load_gates_config()
+    except GatesConfigError as error:
+        raise CliError(str(error)) from None
+    each = [config.for_service(member.service).calendar for member in request.releases]
+    if any(calendar != each[0] for calendar in each):
+        raise CliError(f"the members' deployment calendars in {source} differ: give --cron or --every")
+    calendar = each[0]
+    if not calendar.windows:
+        raise CliError(f"no deployment windows for these services in {source}: give --cron or --every")
+    return calendar
+
+
+def window_spec(calendar: BusinessCalendar) -> tuple[ScheduleSpec, str]:
+    """A departure at the opening of each window, in the calendar's time zone."""
+    openings = [
+        ScheduleCalendarSpec(
+            day_of_week=[ScheduleRange(DAY_OF_WEEK[day]) for day in window.days],
+            hour=[ScheduleRange(int(window.start[:2]))],
+            minute=[ScheduleRange(int(window.start[3:]))],
+        )
+        for window in calendar.windows
+    ]
+    said = "; ".join(f"{'/'.join(window.days)} {window.start}" for window in calendar.windows)
+    spec = ScheduleSpec(calendars=openings, time_zone_name=calendar.timezone)
+    return spec, f"at each window: {said} ({calendar.timezone})"
 
 
 def check_name(name: str) -> str:
@@ -72,7 +113,7 @@ async def schedule_handle(args: argparse.Namespace, settings: TemporalSettings) 
 async def create_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
     name = check_name(args.name)
     request = train_cli.load_train(args.file)
-    spec, said = schedule_spec(args.cron, args.every)
+    spec, said = schedule_spec(args, request)
     action = ScheduleActionStartWorkflow(
         train_cli.TRAIN_WORKFLOW, request, id=f"train-{request.train}", task_queue=settings.task_queue
     )
@@ -150,6 +191,7 @@ def add_schedule(verbs: argparse._SubParsersAction) -> None:
     when = create.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", metavar="EXPR", help='in UTC, e.g. "0 9 * * 2" (Tuesdays at 09:00)')
     when.add_argument("--every", metavar="DURATION", help="e.g. 30m, 6h, 1d")
+    when.add_argument("--windows", action="store_true", help="at the opening of each deployment window (gates file)")
     create.add_argument("--paused", action="store_true", help="create it paused")
     create.add_argument("--actor", default=local_user())
     create.set_defaults(handler=create_command)

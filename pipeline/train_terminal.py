@@ -64,7 +64,8 @@ def pending_approvals(members: Sequence[MemberStatus]) -> dict[str, list[str]]:
 
 
 def render_train_result(result: TrainResult) -> str:
-    return "\n".join([render_outcome(result.outcome.value, result.reason, result.culprit), render_members(result.members)])
+    outcome = render_outcome(result.outcome.value, result.reason, result.culprit)
+    return "\n".join([outcome, render_members(result.members)])
 
 
 def render_outcome(outcome: str, reason: str | None, culprit: str | None) -> str:

@@ -62,10 +62,8 @@ def test_status_says_who_waits_for_which_approval_and_how_to_give_it():
         train="spring-2027", members=members(pending_approval=Stage.PRODUCTION), approvals={"canary": ["alice", "bob"]}
     )
     text = render_train(status, TRAIN_ID)
-    assert (
-        f"waiting   shoot for production approval: releasectl train approve {TRAIN_ID} --stage production --approver NAME"
-        in text
-    )
+    waiting = "waiting   shoot for production approval: "
+    assert f"{waiting}releasectl train approve {TRAIN_ID} --stage production --approver NAME" in text
     assert "approved  canary by alice, bob" in text
 
 
@@ -120,7 +118,8 @@ def no_server(monkeypatch) -> list[Any]:
         ([member("gallery", "shoot")], "gallery depends on 'shoot', which is not in the train"),
     ],
 )
-def test_a_bad_train_file_is_one_line_naming_the_member_and_starts_nothing(tmp_path, capsys, no_server, releases, named):
+def test_a_bad_train_file_is_one_line_naming_the_member_and_starts_nothing(tmp_path, capsys, no_server, releases,
+                                                                            named):
     assert cli.run_cli(["train", "start", str(write_train(tmp_path, releases))]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert err.startswith("releasectl: invalid train request: ") and named in err and err.count("\n") == 1
