@@ -19,12 +19,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pipeline import search_attributes
 from pipeline.local.devstack import Stack, installed_binary
 from pipeline.local.loadgen import LoadGenerator
 from pipeline.local.postgres import LocalPostgres
 from tests.helpers.fakes import FakeWorld
-from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, register_search_attributes
+from tests.helpers.harness import REQUEST, TASK_QUEUE, Drive, register_search_attributes, start_dev_server
 from tests.helpers.k8s_double import KubeDouble
 from tests.helpers.k8s_fixtures import seed
 from tests.helpers.real_stack import SERVICE
@@ -48,13 +47,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server, for what the time-skipping server cannot skip through."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search_attributes.ALL,
-        dev_server_log_level="error",
-    )
-    async with env:
+    async with await start_dev_server() as env:
         yield env
 
 

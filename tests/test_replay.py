@@ -11,13 +11,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.record_train_histories import replay_id
 from workflows import ALL as WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
 """Current releases at the top level; each `before-*/` folder holds releases recorded
 before a change that a `workflow.patched` branch keeps them replaying through:
 `before-gates/` (no gates), `before-guarded-lock/` (a lock that ends with its run) and
-`before-bake/` (promotion without bake, no rollback window, no revert)."""
+`before-bake/` (promotion without bake, no rollback window, no revert). `trains/` holds
+release trains (tests/record_train_histories.py) and one member's own history."""
 
 
 def test_histories_cover_every_outcome_of_today_and_of_before_each_patch():
@@ -29,11 +31,13 @@ def test_histories_cover_every_outcome_of_today_and_of_before_each_patch():
     assert outcomes("before-bake") >= every_outcome
     assert outcomes("before-guarded-lock") >= every_outcome
     assert outcomes("before-gates") >= {"promoted", "rolled_back", "rejected", "invalid_request"}
+    assert outcomes("trains") >= {"promoted", "rolled_back", "member"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: f"{path.parent.name}/{path.stem}")
 async def test_recorded_history_replays_without_nondeterminism(path: Path):
-    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    workflow_id = replay_id(path.stem) if path.parent.name == "trains" else f"replay-{path.stem}"
+    history = WorkflowHistory.from_json(workflow_id, path.read_text())
     result = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
         history, raise_on_replay_failure=False
     )

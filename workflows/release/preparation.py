@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import load_gates, preflight
     from pipeline import search_attributes
     from pipeline.decisions.validation import InvalidRequest, parse_request
-    from pipeline.models import Continuation, Outcome, Phase, PreflightRequest, ReleaseRequest
+    from pipeline.models import Outcome, Phase, PreflightRequest, ReleaseRequest
 
 from workflows.release.stopped import ReleaseStopped
 
@@ -26,9 +26,9 @@ class Preparation:
     def _validate(self, inputs: tuple[Any, ...]) -> ReleaseRequest:
         """A bad request fails the workflow at once, naming each bad field, before
         anything is touched; it never leaves a workflow task retrying. A continued run
-        (and only one: the server marks it) resumes from what its predecessor carried."""
-        if len(inputs) == 2 and workflow.info().continued_run_id is not None:
-            return self._resume(Continuation.model_validate(inputs[1]))
+        has already resumed (see `_resume_if_continued`)."""
+        if self._resumed is not None:
+            return self._resumed
         try:
             if len(inputs) != 1:
                 raise InvalidRequest([f"input: expected one release request, got {len(inputs)} inputs"])

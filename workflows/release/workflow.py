@@ -105,7 +105,8 @@ class ReleaseWorkflow(
     concern of the same workflow in its own module of this package (as Flagger splits
     its scheduler by file); they share this instance's state, set up here."""
 
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, *inputs: Any) -> None:
         self._request: ReleaseRequest | None = None
         self._status = ReleaseStatus(release_id=workflow.info().workflow_id, phase=Phase.VALIDATE)
         self._stop: ReleaseStopped | None = None
@@ -129,6 +130,7 @@ class ReleaseWorkflow(
         """A person pulled the kill switch: a rollback does not wait for its target's health."""
         self._before_cursor: dict[str, Any] = {}
         self._bake_era = False
+        self._resumed = self._resume_if_continued(inputs)
 
     @workflow.run
     async def run(self, *inputs: Any) -> ReleaseResult:
