@@ -41,6 +41,12 @@ LONG_ACTIVITY = timedelta(minutes=2)
 """Reads allowed longer than this (readiness, staging suites) heartbeat too."""
 
 
+READ_TIMEOUT = timedelta(seconds=20)
+"""A short read (the gates file, the rollback window, an expand's SQL) answers in a second
+and does not heartbeat: an attempt lost with its worker is retried after this, so it must
+be short (the chaos soak saw a lost `load_gates` stall a release for its former 60 s)."""
+
+
 READ_RETRIES = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3
 )
@@ -89,7 +95,7 @@ class ActivityCalls:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {cause(error)}") from None
 
     async def _read(
-        self, activity: Callable, arg: Any, summary: str, *, timeout: timedelta = timedelta(minutes=1)
+        self, activity: Callable, arg: Any, summary: str, *, timeout: timedelta = READ_TIMEOUT
     ) -> Any:
         """Run an activity that waits or measures; a failure after retries fails the release."""
         try:
