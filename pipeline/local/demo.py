@@ -211,8 +211,9 @@ def database_summary(local: LocalEnvironment) -> str:
 def empty_world(local: LocalEnvironment) -> None:
     """The demo tells the same story each run: its gallery database (the PostgreSQL data
     directory) and file store start empty."""
-    LocalPostgres(local.state_dir).stop()
-    shutil.rmtree(LocalPostgres(local.state_dir).pgdata, ignore_errors=True)
+    server = LocalPostgres(local.state_dir)
+    server.stop()
+    shutil.rmtree(server.pgdata, ignore_errors=True)
     shutil.rmtree(local.files_dir, ignore_errors=True)
 
 
