@@ -51,6 +51,7 @@ from pipeline.models import (
     ReleaseStatus,
     Stage,
 )
+from pipeline.plan import add_plan
 from pipeline.simulate import add_simulate
 from pipeline.temporal import TemporalSettings, connect, exit_process
 from pipeline.terminal import ReleaseRow, render_releases, render_result, render_status
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_signals(commands)
     add_list(commands)
     add_simulate(commands)
+    add_plan(commands)
     train_cli.add_train(commands)
     return parser
 
