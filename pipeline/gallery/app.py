@@ -37,6 +37,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
+from pipeline.gallery.dependency import Dependency, answered, dependency_from
 from pipeline.gallery.store import MemoryStore, PhotoStore, open_store
 
 MAX_BODY_BYTES = 1_000_000
@@ -122,6 +123,8 @@ class Gallery:
     last_request_at: float = field(default_factory=time.monotonic)
     """When a counted request last started or finished."""
     draining: bool = False
+    dependency: Dependency | None = None
+    """Another service's API this version needs (pipeline/gallery/dependency.py)."""
 
     def is_ready(self) -> bool:
         return not self.draining and time.monotonic() - self.started_at >= self.faults.ready_delay_seconds
@@ -205,6 +208,8 @@ class GalleryHandler(BaseHTTPRequestHandler):
 
     def _serve(self, path: str, routes: dict) -> None:
         if not self._read_body():
+            return
+        if answered(self, path, self.gallery.version, self.gallery.dependency):
             return
         handler = routes.get(path)
         if handler is None:
@@ -326,7 +331,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     environ = dict(os.environ)
-    serve(args.port, Gallery(args.version, args.instance_id, parse_faults(environ), store=open_store(environ)))
+    serve(args.port, Gallery(args.version, args.instance_id, parse_faults(environ), store=open_store(environ),
+                             dependency=dependency_from(environ)))
 
 
 if __name__ == "__main__":

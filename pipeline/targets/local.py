@@ -13,9 +13,11 @@ never signalled; and only after it was taken out of the router and drained
 A service process gets a minimal base environment (BASE_VARIABLES, LC_*), the
 release's env checked by env_problems, and its `secret://NAME` references read from
 the worker's PIPELINE_SECRET_NAME; never the rest of the worker's environment, which
-holds the worker's own credentials. When the worker has a database configured for the
-service (pipeline/database.py), the process also gets GALLERY_DATABASE_URL (the staging
-slot the staging database, every other slot the production one) and GALLERY_FILES_DIR.
+holds the worker's own credentials; a version that depends on another service also
+gets the router's URL to reach it (pipeline/gallery/dependency.py). When the worker
+has a database configured for the service (pipeline/database.py), the process also
+gets GALLERY_DATABASE_URL (the staging slot the staging database, every other slot the
+production one) and GALLERY_FILES_DIR.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pipeline.database import database_url, service_database
 from pipeline.decisions.fencing import fence_of, is_stale
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.errors import PermanentTargetError, TargetError
+from pipeline.gallery.dependency import router_environment
 from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment, launch_detached, processes_marked, terminate
 from pipeline.models import PreflightReport, RollbackWindow, Slot, TrafficRequest, VersionHealth
@@ -93,7 +96,8 @@ class LocalTarget:
             raise PermanentTargetError(f"deploy runs a version in staging or canary, not {slot}")
         if problems := env_problems(env):
             raise PermanentTargetError(f"the local target refuses the release's env: {'; '.join(problems)}")
-        service_env = {**_base_environment(), **_resolve_secrets(env), **_database_environment(service, slot)}
+        service_env = {**_base_environment(), **_resolve_secrets(env), **_database_environment(service, slot),
+                       **router_environment(env, self.env.http_url)}
         async with self._locks[service]:
             state = self._states.load(service)
             current = state.slots.get(slot)
