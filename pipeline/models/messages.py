@@ -12,6 +12,7 @@ from pipeline.models.adapters import MetricsProviderName, TargetName
 from pipeline.models.request import QueryName
 from pipeline.models.analysis import MetricCheck
 from pipeline.models.gates import NotificationEvent
+from pipeline.models.flags import FlagComparison
 
 
 class ServiceRef(Strict):
@@ -179,6 +180,8 @@ class ObserveRequest(Strict):
     namespace: str = "default"
     canary_version: str | None = None
     stable_version: str | None = None
+    flag: FlagComparison | None = None
+    """A feature-flag analysis: canary is the flag's on variant, stable its off variant."""
 
 
 class LockGuard(Strict):
