@@ -88,6 +88,7 @@ class Stopping:
         self._status.outcome, self._status.reason = outcome, reason
         self._status.hold = self._status.pending_approval = self._status.approval_deadline = None
         self._enter(Phase.DONE, f"{outcome.value}: {reason}", outcome=outcome, breach=breach)
+        self._count_end(outcome, reason, breach)
         workflow.upsert_search_attributes([search_attributes.OUTCOME.value_set(outcome.value)])
         return ReleaseResult(
             release_id=self._status.release_id,

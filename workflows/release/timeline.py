@@ -46,6 +46,7 @@ class Timeline:
         message = bounded(message, TIMELINE_MESSAGE_LIMIT)
         entry = TimelineEntry(at=self._now(), phase=self._status.phase, message=message)
         self._status.timeline = [*self._status.timeline, entry][-TIMELINE_LIMIT:]
+        self._observe_status()
         workflow.logger.info(
             message,
             extra={

@@ -68,6 +68,7 @@ from workflows.release.preparation import Preparation
 from workflows.release.revert import Reverting
 from workflows.release.stop import Stopping
 from workflows.release.stopped import ReleaseStopped
+from workflows.release.telemetry import Telemetry
 from workflows.release.timeline import Timeline, iso, parse_iso
 from workflows.release.traffic import Traffic
 from workflows.release.waiting import Waiting
@@ -97,6 +98,7 @@ class ReleaseWorkflow(
     Locking,
     ContinuingAsNew,
     Notifications,
+    Telemetry,
     Timeline,
     Waiting,
     ActivityCalls,
@@ -137,6 +139,7 @@ class ReleaseWorkflow(
         self._request = self._validate(inputs)
         self._bake_era = workflow.patched(BAKE_PATCH)
         self._report_to_train()
+        self._count_start()
         try:
             await self._load_gates()
             await self._acquire_lock()
