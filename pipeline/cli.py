@@ -52,6 +52,7 @@ from pipeline.models import (
     Stage,
 )
 from pipeline.plan import add_plan
+from pipeline.report.command import add_report
 from pipeline.simulate import add_simulate
 from pipeline.temporal import TemporalSettings, connect, exit_process
 from pipeline.terminal import ReleaseRow, render_releases, render_result, render_status
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_list(commands)
     add_simulate(commands)
     add_plan(commands)
+    add_report(commands)
     train_cli.add_train(commands)
     return parser
 

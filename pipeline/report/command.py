@@ -1,0 +1,77 @@
+"""`releasectl report RELEASE_ID [--format html|md|json] [-o FILE]`: a release's report
+from its history alone, so it works after the worker is gone and while the release runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
+
+from pipeline.cli_input import CliError
+from pipeline.report import HistoryUnreadable, NotARelease, ReleaseReport, report_of
+from pipeline.report.as_json import render_json
+from pipeline.report.markdown import render_markdown
+from pipeline.temporal import TemporalSettings, connect
+
+def render_html(report: ReleaseReport) -> str:
+    """Imported when asked for: matplotlib would slow every other releasectl command."""
+    from pipeline.report.html import render_html as html
+
+    return html(report)
+
+
+RENDERERS: dict[str, Callable[[ReleaseReport], str]] = {
+    "html": render_html,
+    "md": render_markdown,
+    "json": render_json,
+}
+
+
+def render(history: WorkflowHistory, format_: str) -> str:
+    """The report of `history` in `format_`; a history that is not a readable release is a CliError."""
+    try:
+        return RENDERERS[format_](report_of(history))
+    except NotARelease as error:
+        raise CliError(f"{history.workflow_id} is not a release: it is {error}") from None
+    except HistoryUnreadable as error:
+        raise CliError(f"cannot report on {history.workflow_id}: {error}") from None
+
+
+async def fetch(settings: TemporalSettings, release_id: str) -> WorkflowHistory:
+    try:
+        client: Client = await connect(settings)
+    except RuntimeError as error:
+        raise CliError(f"cannot reach Temporal at {settings.address}: {error}") from None
+    try:
+        return await client.get_workflow_handle(release_id).fetch_history()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise CliError(f"no workflow with id {release_id} in namespace {settings.namespace}") from None
+        raise
+
+
+async def report_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
+    text = render(await fetch(settings, args.id), args.format)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text)
+    except OSError as error:
+        raise CliError(f"cannot write {args.output}: {error.strerror}") from None
+    print(f"report of {args.id} written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def add_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report", help="a release's report from its history (timeline, traffic, analyses); works without a worker"
+    )
+    report.add_argument("id")
+    report.add_argument("--format", choices=sorted(RENDERERS), default="html")
+    report.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
+    report.set_defaults(handler=report_command)

@@ -1,0 +1,347 @@
+"""A release report: what a release did, rebuilt from its history alone.
+
+The status query needs a worker, so nothing here asks the workflow: phases come from
+the ReleasePhase search attribute, traffic from the `set_traffic` calls, analyses from
+the `observe_metrics` results judged again by `pipeline.decisions` with the release's
+own policy (the result's last analysis is what the release itself decided), approvals
+and ignored signals from the signals and updates received, holds from the gates'
+answers and the timers that followed them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from pipeline.decisions.analysis import judge, judge_bake
+from pipeline.decisions.rules import decide
+from pipeline.decisions.validation import InvalidRequest, parse_request
+from pipeline.models import (
+    Analysis,
+    AnalysisMemory,
+    ApprovalDecision,
+    BreakGlass,
+    MetricCheck,
+    Observation,
+    Operator,
+    Phase,
+    ReleasePolicy,
+    ReleaseRequest,
+    ReleaseResult,
+    VersionMetrics,
+)
+from pipeline.report.history import ActivityCall, Message, ReleaseHistory
+from pipeline.report.timeline import Event, activity_event
+
+SIGNAL_PAYLOADS: dict[str, type[BaseModel] | None] = {
+    "approve": ApprovalDecision,
+    "reject": None,
+    "break_glass": BreakGlass,
+    "kill_switch": None,
+    "pause": Operator,
+    "resume": Operator,
+}
+"""The signals a release knows, with the payload it must parse (None: a stop order,
+honoured whatever its payload)."""
+
+PHASE_ATTRIBUTE = "ReleasePhase"
+
+
+class TrafficPoint(BaseModel):
+    at: datetime
+    weight: int
+
+
+class PhaseEntry(BaseModel):
+    at: datetime
+    phase: str
+
+
+class ApprovalRecord(BaseModel):
+    at: datetime
+    stage: str
+    approver: str
+    comment: str = ""
+    via: str
+
+
+class HoldRecord(BaseModel):
+    at: datetime
+    gate: str
+    why: str
+    until: datetime | None = None
+
+
+class IgnoredMessage(BaseModel):
+    at: datetime
+    name: str
+    sender: str
+    why: str
+
+
+class ReleaseReport(BaseModel):
+    release_id: str
+    service: str | None = None
+    version: str | None = None
+    target: str | None = None
+    author: str | None = None
+    state: str
+    """Temporal's word for the execution: running, completed, failed, terminated..."""
+    started_at: datetime
+    ended_at: datetime | None = None
+    last_event_at: datetime | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    stable_version: str | None = None
+    breach: MetricCheck | None = None
+    problem: str | None = None
+    """Why the request itself could not be read (an invalid request's release)."""
+    phases: list[PhaseEntry] = Field(default_factory=list)
+    traffic: list[TrafficPoint] = Field(default_factory=list)
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    holds: list[HoldRecord] = Field(default_factory=list)
+    ignored: list[IgnoredMessage] = Field(default_factory=list)
+    analyses: list[Analysis] = Field(default_factory=list)
+    timeline: list[Event] = Field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def build_report(history: ReleaseHistory) -> ReleaseReport:
+    request, problem = release_request(history.request)
+    result = ReleaseResult.model_validate(history.result) if history.result is not None else None
+    report = ReleaseReport(
+        release_id=history.workflow_id,
+        service=request.service if request else None,
+        version=request.version if request else None,
+        target=request.target if request else None,
+        author=request.author if request else None,
+        state=history.state,
+        started_at=history.started_at,
+        ended_at=history.ended_at,
+        last_event_at=history.last_event_at,
+        outcome=result.outcome.value if result else None,
+        reason=result.reason if result else history.failure,
+        stable_version=result.stable_version if result else None,
+        breach=result.breach if result else None,
+        problem=problem,
+        phases=phases(history),
+        traffic=traffic(history),
+        holds=holds(history),
+        analyses=analyses(history, request.policy) if request else [],
+    )
+    report.approvals = approvals(history, result)
+    report.ignored = ignored(history, report.approvals)
+    report.timeline = timeline(history, report)
+    return report
+
+
+def release_request(raw: Any) -> tuple[ReleaseRequest | None, str | None]:
+    """The release's request (a continued run carries it in its continuation)."""
+    if isinstance(raw, dict) and "request" in raw and "status" in raw:
+        raw = raw["request"]
+    try:
+        return parse_request(raw), None
+    except InvalidRequest as invalid:
+        return None, str(invalid)
+
+
+def phases(history: ReleaseHistory) -> list[PhaseEntry]:
+    entries = [PhaseEntry(at=history.started_at, phase=Phase.VALIDATE.value)]
+    for at, values in history.attributes:
+        value = values.get(PHASE_ATTRIBUTE) or []
+        for phase in [value] if isinstance(value, str) else value:
+            if phase != entries[-1].phase:
+                entries.append(PhaseEntry(at=at, phase=phase))
+    return entries
+
+
+def traffic(history: ReleaseHistory) -> list[TrafficPoint]:
+    """The canary's share after each traffic change the target confirmed."""
+    points = [TrafficPoint(at=history.started_at, weight=0)]
+    for call in calls(history, "set_traffic"):
+        if call.failure is None and call.ended_at is not None:
+            points.append(TrafficPoint(at=call.ended_at, weight=call.input["canary_weight"]))
+    end = history.ended_at or history.last_event_at
+    if end is not None and end > points[-1].at:
+        points.append(TrafficPoint(at=end, weight=points[-1].weight))
+    return points
+
+
+def holds(history: ReleaseHistory) -> list[HoldRecord]:
+    """Each time a production gate was not clear, why, and until when."""
+    found = []
+    for call in history.activities:
+        if call.result is None or call.ended_at is None:
+            continue
+        if call.name == "check_calendar" and not call.result["open"]:
+            opens = call.result.get("opens_at")
+            until = datetime.fromisoformat(opens) if opens else None
+            found.append(HoldRecord(at=call.ended_at, gate="deployment window", why=call.result["reason"], until=until))
+        elif call.name == "check_live_activity" and not call.result["clear"]:
+            until = next_timer_end(history, call.ended_at)
+            found.append(HoldRecord(at=call.ended_at, gate="live activity", why=call.result["detail"], until=until))
+    return found
+
+
+def next_timer_end(history: ReleaseHistory, after: datetime) -> datetime | None:
+    for timer in history.timers:
+        if timer.at >= after:
+            return timer.at + timedelta(seconds=timer.seconds)
+    return None
+
+
+def analyses(history: ReleaseHistory, policy: ReleasePolicy) -> list[Analysis]:
+    """Every analysis the release made: an `observe_metrics` call woken by the analysis
+    interval's timer, judged as the workflow judged it (a bake against the previous
+    version's metrics from before the canary)."""
+    found: list[Analysis] = []
+    memory, weight, before = AnalysisMemory(), 0, None
+    for call in history.activities:
+        if call.name == "set_traffic" and call.failure is None and call.ended_at is not None:
+            weight = call.input["canary_weight"]
+        if call.name != "observe_metrics" or call.result is None:
+            continue
+        observation = Observation.model_validate(call.result)
+        if "timer" not in call.woken_by:
+            if before is None and call.input.get("cursor") and not found:
+                before = observation.stable if observation.stable.requests else None
+            continue
+        analysis = judge_observation(observation, call, policy, weight, before)
+        decision, memory = decide(analysis, memory, policy)
+        found.append(analysis.model_copy(update={"decision": f"{decision.action.value}: {decision.reason}"}))
+    return found
+
+
+def judge_observation(
+    observation: Observation, call: ActivityCall, policy: ReleasePolicy, weight: int, before: VersionMetrics | None
+) -> Analysis:
+    at = (call.ended_at or call.at).isoformat(timespec="seconds")
+    phase = Phase(call.input["ref"]["phase"])
+    if phase is Phase.BAKE:
+        return judge_bake(observation, before, policy, at=at)
+    return judge(observation, policy, phase=phase, canary_weight=weight, at=at)
+
+
+def approvals(history: ReleaseHistory, result: ReleaseResult | None) -> list[ApprovalRecord]:
+    """Who approved what, when: the result's list once the release ended (what counted);
+    while it runs, the approvals accepted so far (an update's receipt says whether it counted)."""
+    if result is not None:
+        return [
+            ApprovalRecord(
+                at=received_at(history, a.approver, a.stage.value) or datetime.fromisoformat(a.at),
+                stage=a.stage.value,
+                approver=a.approver,
+                comment=a.comment,
+                via="",
+            )
+            for a in result.approvals
+        ]
+    found = []
+    for message in history.messages:
+        decision = approval_decision(message)
+        counted = message.kind == "signal" or (isinstance(message.answer, dict) and message.answer.get("counted"))
+        if decision is not None and counted:
+            found.append(
+                ApprovalRecord(
+                    at=message.at,
+                    stage=decision.stage.value,
+                    approver=decision.approver,
+                    comment=decision.comment,
+                    via=message.kind,
+                )
+            )
+    return found
+
+
+def received_at(history: ReleaseHistory, approver: str, stage: str) -> datetime | None:
+    """When the approval that counted arrived (the result keeps it to the second only)."""
+    for message in history.messages:
+        decision = approval_decision(message)
+        if decision is not None and decision.approver == approver and decision.stage.value == stage:
+            return message.at
+    return None
+
+
+def approval_decision(message: Message) -> ApprovalDecision | None:
+    if message.name not in ("approve", "submit_approval") or len(message.payload) != 1:
+        return None
+    try:
+        return ApprovalDecision.model_validate(message.payload[0])
+    except ValidationError:
+        return None
+
+
+def ignored(history: ReleaseHistory, counted: list[ApprovalRecord]) -> list[IgnoredMessage]:
+    """Signals the release could not act on (unknown, malformed, an approval that did
+    not count) and updates it refused."""
+    found = []
+    for message in history.messages:
+        why = ignored_because(message, counted)
+        if why is not None:
+            found.append(IgnoredMessage(at=message.at, name=message.name, sender=message.identity, why=why))
+    return found
+
+
+def ignored_because(message: Message, counted: list[ApprovalRecord]) -> str | None:
+    if message.kind == "update":
+        return f"refused: {message.answer}" if message.accepted is False else None
+    if message.name not in SIGNAL_PAYLOADS:
+        return "no such signal"
+    model = SIGNAL_PAYLOADS[message.name]
+    if model is None:
+        return None
+    if len(message.payload) > 1 or (len(message.payload) == 0 and model is not Operator):
+        return f"expected one payload, got {len(message.payload)}"
+    try:
+        decision = model.model_validate(message.payload[0]) if message.payload else None
+    except ValidationError as error:
+        return f"malformed payload ({error.error_count()} problems)"
+    if isinstance(decision, ApprovalDecision) and counted and not any(
+        a.approver == decision.approver and a.stage == decision.stage.value for a in counted
+    ):
+        return f"approval from {decision.approver} for {decision.stage.value} did not count"
+    return None
+
+
+def calls(history: ReleaseHistory, name: str) -> list[ActivityCall]:
+    return [call for call in history.activities if call.name == name]
+
+
+def timeline(history: ReleaseHistory, report: ReleaseReport) -> list[Event]:
+    events = [Event(at=history.started_at, kind="start", text=started_text(report))]
+    events += [Event(at=entry.at, kind="phase", text=f"phase {entry.phase}") for entry in report.phases[1:]]
+    events += [event for call in history.activities if (event := activity_event(call)) is not None]
+    events += [Event(at=a.at, kind="approval", text=f"{a.stage} approved by {a.approver}" + (f": {a.comment}" if a.comment else "")) for a in report.approvals]
+    events += [Event(at=h.at, kind="hold", text=f"held by {h.gate}: {h.why}" + (f" until {h.until:%H:%M:%S}" if h.until else "")) for h in report.holds]
+    events += [message_event(message) for message in history.messages]
+    events += [Event(at=i.at, kind="ignored", text=f"ignored {i.name} from {i.sender}: {i.why}") for i in report.ignored]
+    events += [
+        Event(at=datetime.fromisoformat(a.at), kind="analysis", text=f"analysis {a.verdict.value} at {a.canary_weight}%: {a.summary}")
+        for a in report.analyses
+    ]
+    if history.ended_at is not None:
+        events.append(Event(at=history.ended_at, kind="end", text=ended_text(report)))
+    return sorted(events, key=lambda event: event.at)
+
+
+def message_event(message: Message) -> Event:
+    sender = f" from {message.identity}" if message.identity else ""
+    return Event(at=message.at, kind=message.kind, text=f"{message.kind} {message.name} received{sender}")
+
+
+def started_text(report: ReleaseReport) -> str:
+    if report.problem:
+        return f"started with a request that is not valid: {report.problem}"
+    by = f" by {report.author}" if report.author else ""
+    return f"release of {report.service} {report.version} on {report.target} requested{by}"
+
+
+def ended_text(report: ReleaseReport) -> str:
+    if report.outcome:
+        return f"{report.outcome}: {report.reason}"
+    return f"workflow {report.state}" + (f": {report.reason}" if report.reason else "")
