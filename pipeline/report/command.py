@@ -17,6 +17,7 @@ from pipeline.report.as_json import render_json
 from pipeline.report.markdown import render_markdown
 from pipeline.temporal import TemporalSettings, connect
 
+
 def render_html(report: ReleaseReport) -> str:
     """Imported when asked for: matplotlib would slow every other releasectl command."""
     from pipeline.report.html import render_html as html

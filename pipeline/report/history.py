@@ -208,7 +208,12 @@ class _Reader:
     def _workflow_execution_signaled(self, event: HistoryEvent) -> None:
         attributes = event.workflow_execution_signaled_event_attributes
         message = Message(
-            event.event_id, "signal", attributes.signal_name, event_time(event), decode(attributes.input), attributes.identity
+            event.event_id,
+            "signal",
+            attributes.signal_name,
+            event_time(event),
+            decode(attributes.input),
+            attributes.identity,
         )
         self._release(event).messages.append(message)
         self.woken_by.add("signal")
@@ -252,7 +257,10 @@ class _Reader:
 
     def _upsert_workflow_search_attributes(self, event: HistoryEvent) -> None:
         fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
-        values = {name: pydantic_data_converter.payload_converter.from_payloads([payload])[0] for name, payload in fields.items()}
+        values = {
+            name: pydantic_data_converter.payload_converter.from_payloads([payload])[0]
+            for name, payload in fields.items()
+        }
         self._release(event).attributes.append((event_time(event), values))
 
     def _closed(self, event: HistoryEvent, kind: str) -> None:

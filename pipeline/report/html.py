@@ -33,8 +33,9 @@ def table(section: Table) -> str:
     if not section.rows:
         return f'<p class="empty" id="{section.key}-empty">{escape(section.empty)}</p>'
     head = "".join(f"<th>{escape(header)}</th>" for header in section.headers)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(section.headers) else ""
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in section.rows)
-    return f'<table id="{section.key}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table id="{section.key}">{thead}<tbody>{body}</tbody></table>'
 
 
 def section(part: Table, extra: str = "") -> str:
@@ -46,13 +47,18 @@ def render_html(report: ReleaseReport) -> str:
     badge = "running" if report.running else (report.outcome or report.state)
     title = f"Release report: {report.release_id}"
     metric_images = "".join(
-        image(metric, data, f"{metric} against its threshold") for metric, data in plots.metric_plots(report.analyses).items()
+        image(metric, data, f"{metric} against its threshold")
+        for metric, data in plots.metric_plots(report.analyses).items()
     )
     score = plots.score_plot(report.analyses)
     body = [
         f"<h1>{escape(title)}</h1>",
         f'<p><span class="state {escape(badge)}" id="state">{escape(badge.replace("_", " ").upper())}</span>'
-        + (' <span class="note">the release is still running: this is the report so far</span>' if report.running else "")
+        + (
+            ' <span class="note">the release is still running: this is the report so far</span>'
+            if report.running
+            else ""
+        )
         + "</p>",
         table(parts["summary"]),
         "<h2>Traffic share over time</h2>",

@@ -301,8 +301,10 @@ def ignored_because(message: Message, counted: list[ApprovalRecord]) -> str | No
         decision = model.model_validate(message.payload[0]) if message.payload else None
     except ValidationError as error:
         return f"malformed payload ({error.error_count()} problems)"
-    if isinstance(decision, ApprovalDecision) and counted and not any(
-        a.approver == decision.approver and a.stage == decision.stage.value for a in counted
+    if (
+        isinstance(decision, ApprovalDecision)
+        and counted
+        and not any(a.approver == decision.approver and a.stage == decision.stage.value for a in counted)
     ):
         return f"approval from {decision.approver} for {decision.stage.value} did not count"
     return None
@@ -316,12 +318,30 @@ def timeline(history: ReleaseHistory, report: ReleaseReport) -> list[Event]:
     events = [Event(at=history.started_at, kind="start", text=started_text(report))]
     events += [Event(at=entry.at, kind="phase", text=f"phase {entry.phase}") for entry in report.phases[1:]]
     events += [event for call in history.activities if (event := activity_event(call)) is not None]
-    events += [Event(at=a.at, kind="approval", text=f"{a.stage} approved by {a.approver}" + (f": {a.comment}" if a.comment else "")) for a in report.approvals]
-    events += [Event(at=h.at, kind="hold", text=f"held by {h.gate}: {h.why}" + (f" until {h.until:%H:%M:%S}" if h.until else "")) for h in report.holds]
-    events += [message_event(message) for message in history.messages]
-    events += [Event(at=i.at, kind="ignored", text=f"ignored {i.name} from {i.sender}: {i.why}") for i in report.ignored]
     events += [
-        Event(at=datetime.fromisoformat(a.at), kind="analysis", text=f"analysis {a.verdict.value} at {a.canary_weight}%: {a.summary}")
+        Event(
+            at=a.at,
+            kind="approval",
+            text=f"{a.stage} approved by {a.approver}" + (f": {a.comment}" if a.comment else ""),
+        )
+        for a in report.approvals
+    ]
+    events += [
+        Event(
+            at=h.at, kind="hold", text=f"held by {h.gate}: {h.why}" + (f" until {h.until:%H:%M:%S}" if h.until else "")
+        )
+        for h in report.holds
+    ]
+    events += [message_event(message) for message in history.messages]
+    events += [
+        Event(at=i.at, kind="ignored", text=f"ignored {i.name} from {i.sender}: {i.why}") for i in report.ignored
+    ]
+    events += [
+        Event(
+            at=datetime.fromisoformat(a.at),
+            kind="analysis",
+            text=f"analysis {a.verdict.value} at {a.canary_weight}%: {a.summary}",
+        )
         for a in report.analyses
     ]
     if history.ended_at is not None:

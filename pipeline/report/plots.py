@@ -87,7 +87,9 @@ def metric_plot(metric: str, analyses: list[Analysis]) -> bytes:
 
 def score_plot(analyses: list[Analysis]) -> bytes | None:
     """The baseline comparison's score at each analysis that had one."""
-    scored = [(number, analysis.score) for number, analysis in enumerate(analyses, start=1) if analysis.score is not None]
+    scored = [
+        (number, analysis.score) for number, analysis in enumerate(analyses, start=1) if analysis.score is not None
+    ]
     if not scored:
         return None
     with figure(height=2.4) as fig:

@@ -1,0 +1,214 @@
+"""`releasectl report`: the report of recorded histories (tests/histories/) holds the
+facts of each release; the HTML renders in headless Chromium (Debian's package, driven
+by Playwright) with its plots loaded; bad input is one clear line; and on the real dev
+server the report of a release with no worker at all says it is running."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from pipeline import cli
+from pipeline.cli_input import CliError
+from pipeline.report import report_of
+from pipeline.report.command import render
+from pipeline.report.html import render_html
+
+HISTORIES = Path(__file__).parent / "histories"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (scripts/system-deps.sh installs it)"
+)
+
+
+def events(name: str) -> dict[str, Any]:
+    return json.loads((HISTORIES / name).read_text())
+
+
+def history(name: str, raw: dict[str, Any] | None = None) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"history-{Path(name).stem}", raw or events(name))
+
+
+def report_json(name: str, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    return json.loads(render(history(name, raw), "json"))
+
+
+# --- facts of recorded releases ----------------------------------------------------------
+
+
+def test_promoted_release_has_its_approvals_traffic_steps_and_bake_analyses():
+    report = report_json("promoted.json")
+    assert report["running"] is False and report["outcome"] == "promoted"
+    assert [(a["stage"], a["approver"]) for a in report["approvals"]] == [
+        ("canary", "alice"),
+        ("production", "alice"),
+        ("production", "bob"),
+    ]
+    weights = [point["weight"] for point in report["traffic"]]
+    assert weights[:6] == [0, 10, 25, 50, 75, 100]
+    phases = [entry["phase"] for entry in report["phases"]]
+    assert phases[-3:] == ["finalize", "bake", "done"]
+    assert {a["phase"] for a in report["analyses"]} >= {"canary", "progressive_shift", "bake"}
+    assert all(a["verdict"] == "pass" for a in report["analyses"])
+    assert report["analyses"][-1]["baseline"]["score"] == 100.0
+    assert report["breach"] is None
+
+
+def test_rolled_back_release_names_the_breach_and_the_failing_analysis():
+    report = report_json("rolled_back.json")
+    assert report["outcome"] == "rolled_back"
+    assert report["breach"]["metric"] == "error_rate" and report["breach"]["value"] == 0.2
+    last = report["analyses"][-1]
+    assert last["verdict"] == "fail" and last["decision"].startswith("rollback: error_rate = 0.2 breached")
+    assert [point["weight"] for point in report["traffic"]][-2:] == [0, 0]
+    assert "rollback" in [entry["phase"] for entry in report["phases"]]
+
+
+def test_gated_release_shows_each_hold_why_and_until_when():
+    report = report_json("held_then_promoted.json")
+    window, live = report["holds"]
+    assert window["gate"] == "deployment window" and window["why"] == "frozen: recording freeze"
+    assert window["until"].startswith("2026-11-28T00:53:44")
+    assert live["gate"] == "live activity" and live["why"] == "2 active_uploads" and live["until"] is not None
+    texts = [event["text"] for event in report["timeline"]]
+    assert "held by deployment window: frozen: recording freeze until 00:53:44" in texts
+    assert any(text.startswith("update submit_break_glass received") for text in texts)
+
+
+def test_rejected_and_invalid_releases_say_who_and_what():
+    assert report_json("rejected.json")["reason"] == "rejected at canary by dave: no"
+    invalid = report_json("invalid_request.json")
+    assert invalid["problem"].startswith("invalid release request: service: Field required")
+    assert invalid["analyses"] == [] and invalid["timeline"][0]["text"].startswith(
+        "started with a request that is not valid"
+    )
+
+
+def test_markdown_has_every_section_and_the_breach():
+    text = render(history("rolled_back.json"), "md")
+    for heading in (
+        "# Release report: history-rolled_back",
+        "## Timeline",
+        "## Approvals",
+        "## Holds",
+        "## Signals ignored and updates refused",
+        "## Analyses",
+        "## Baseline comparison",
+    ):
+        assert heading in text
+    assert "- **breach**: error_rate: 0.2 (<= 0.01) FAIL" in text
+    assert "| 1 | 22:54:50 | canary | 10% | fail | 0.2 (<= 0.01) FAIL | 120 (<= 500) pass |" in text
+
+
+def test_ignored_signals_are_listed_with_why():
+    raw = events("rolled_back.json")
+    approve = next(e for e in raw["events"] if e.get("workflowExecutionSignaledEventAttributes"))
+    unknown, malformed = copy.deepcopy(approve), copy.deepcopy(approve)
+    unknown["workflowExecutionSignaledEventAttributes"]["signalName"] = "aprove"
+    payload = malformed["workflowExecutionSignaledEventAttributes"]["input"]["payloads"][0]
+    payload["data"] = base64.b64encode(json.dumps({"stage": "canary"}).encode()).decode()
+    index = raw["events"].index(approve)
+    unknown["eventId"], malformed["eventId"] = "9001", "9002"
+    raw["events"][index + 1 : index + 1] = [unknown, malformed]
+    ignored = report_json("rolled_back.json", raw)["ignored"]
+    assert [(i["name"], i["why"]) for i in ignored] == [
+        ("aprove", "no such signal"),
+        ("approve", "malformed payload (1 problems)"),
+    ]
+
+
+def test_a_running_release_is_reported_so_far():
+    raw = events("promoted.json")
+    raw["events"] = raw["events"][:300]
+    report = report_of(history("promoted.json", raw))
+    assert report.running and report.outcome is None and report.ended_at is None
+    assert "RUNNING: report so far" in render(history("promoted.json", raw), "md")
+    assert report.traffic[-1].at == report.last_event_at
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+def test_a_workflow_that_is_not_a_release_is_refused():
+    with pytest.raises(CliError, match="history-promoted is not a release: it is a ReleaseTrainWorkflow"):
+        render(WorkflowHistory.from_json("history-promoted", events("trains/promoted.json")), "md")
+
+
+def test_a_history_this_code_cannot_read_names_the_event():
+    raw = events("rolled_back.json")
+    completed = next(e for e in raw["events"] if e.get("activityTaskCompletedEventAttributes"))
+    completed["activityTaskCompletedEventAttributes"]["result"]["payloads"][0]["data"] = base64.b64encode(
+        b"{not json"
+    ).decode()
+    with pytest.raises(CliError, match=rf"event {completed['eventId']} \(activity_task_completed\) cannot be read"):
+        render(history("rolled_back.json", raw), "json")
+
+
+# --- the HTML in a browser ---------------------------------------------------------------
+
+
+@needs_chromium
+async def test_html_report_renders_in_headless_chromium_with_its_plots(tmp_path):
+    from playwright.async_api import async_playwright
+
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_html(report_of(history("rolled_back.json"))))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(page_file.as_uri(), timeout=30_000)
+            assert await page.title() == "Release report: history-rolled_back"
+            assert await page.inner_text("#state") == "ROLLED BACK"
+            summary = await page.inner_text("#summary")
+            assert "error_rate: 0.2 (<= 0.01) FAIL" in summary
+            assert "canary approved by alice: looks good" in await page.inner_text("#timeline")
+            images = await page.evaluate(
+                "Array.from(document.images).map(i => ({id: i.id, loaded: i.complete && i.naturalWidth > 0}))"
+            )
+        finally:
+            await browser.close()
+    assert {image["id"] for image in images} == {"plot-traffic", "plot-error_rate", "plot-p95_latency_ms"}
+    assert all(image["loaded"] for image in images)
+
+
+# --- against the real dev server, with no worker -----------------------------------------
+
+
+async def run_releasectl(monkeypatch, address: str, *argv: str) -> int:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "default")
+    return await cli.run(cli.build_parser().parse_args(list(argv)))
+
+
+async def test_report_of_a_release_with_no_worker_and_of_an_unknown_id(dev_server, monkeypatch, capsys, tmp_path):
+    client = dev_server.client
+    release_id = f"release-report-{uuid.uuid4().hex[:6]}"
+    request = {"service": "gallery", "version": "3.1.0", "target": "local", "author": "carol"}
+    await client.start_workflow("ReleaseWorkflow", request, id=release_id, task_queue=f"nobody-{release_id}")
+    address = client.service_client.config.target_host
+
+    output = tmp_path / "report.md"
+    assert await run_releasectl(monkeypatch, address, "report", release_id, "--format", "md", "-o", str(output)) == 0
+    text = output.read_text()
+    assert "**RUNNING**" in text and "- **service**: gallery 3.1.0 on local" in text
+    assert "release of gallery 3.1.0 on local requested by carol" in text
+
+    with pytest.raises(CliError, match="no workflow with id release-nobody in namespace default"):
+        await run_releasectl(monkeypatch, address, "report", "release-nobody")
