@@ -12,7 +12,8 @@ Factories, per family:
   (the local environment for Traefik; the Kube access and namespace for cluster routers);
 - metrics provider: `(ObserveRequest) -> MetricsProvider`;
 - migration tool: `(script_location) -> MigrationTool` (pipeline/migrations/base.py),
-  named by a service's `migrations.tool` in the worker's databases file.
+  named by a service's `migrations.tool` in the worker's databases file;
+- flag store: `(environment) -> FlagStore` (pipeline/flags/base.py), by target name.
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ METRICS_PROVIDERS: dict[str, MetricsProvider] = {
 MIGRATION_TOOLS: dict[str, Adapter] = {
     "alembic": Adapter("pipeline.migrations.alembic:AlembicTool"),
 }
+
+FLAG_STORES: dict[str, Adapter] = {
+    "local": Adapter("pipeline.flags.local_file:LocalFileStore.for_environment"),
+    "kubernetes": Adapter("pipeline.flags.configmap:ConfigMapStore.for_environment"),
+}
+"""Feature-flag stores by target (pipeline/flags/base.py): `(environment) -> FlagStore`."""
 
 
 def routers_of(target: str) -> list[str]:

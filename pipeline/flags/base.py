@@ -65,3 +65,17 @@ class FlagStore(Protocol):
     async def history(self, flag: str | None = None) -> list[FlagChange]:
         """The audit log, oldest first; only `flag`'s changes when given."""
         ...
+
+
+def audit_entries(lines: list[str], flag: str | None) -> list[FlagChange]:
+    """The changes in an audit log's JSON lines, only `flag`'s when given. A line cut
+    by a crash mid-append is skipped: the rest of the log still counts."""
+    changes = []
+    for line in lines:
+        try:
+            change = FlagChange.model_validate_json(line)
+        except ValueError:
+            continue
+        if flag is None or change.flag == flag:
+            changes.append(change)
+    return changes

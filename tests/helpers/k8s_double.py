@@ -17,6 +17,7 @@ What it implements, with the real API's semantics:
   until a test plays the Job controller with `finish_job`, which sets the Complete or
   Failed condition and leaves the Job's pod (labelled `job-name`) with its container
   terminated and its termination message, as a real cluster does once the pod ends.
+- ConfigMaps (v1): GET, POST (409 AlreadyExists), PATCH (the feature-flag store).
 - Pods: list, with an equality `labelSelector` only (`a=b,c=d`); the double makes pods
   for finished Jobs only.
 - SelfSubjectAccessReviews: allowed unless the (verb, resource) pair is in `denied`.
@@ -57,7 +58,7 @@ ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 MERGE, STRATEGIC = "application/merge-patch+json", "application/strategic-merge-patch+json"
 REPLACE = {"$patch": "replace"}
 KINDS = {"deployments": "Deployment", "virtualservices": "VirtualService", "destinationrules": "DestinationRule",
-         "httproutes": "HTTPRoute", "jobs": "Job", "pods": "Pod"}
+         "httproutes": "HTTPRoute", "jobs": "Job", "pods": "Pod", "configmaps": "ConfigMap"}
 JOB_FAILED = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
 
