@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PermanentTargetError
+from pipeline.gallery.flags import FLAGS_FILE_VARIABLE
+from pipeline.gallery.scrape import SCRAPE_DIR_VARIABLE, SERVICE_VARIABLE
 from pipeline.local.env import launch_detached, processes_marked
 from pipeline.models import Slot
 from pipeline.targets.local import LocalTarget
 from tests.helpers.local import environ_of, is_alive, local_environment, wait_until
+
+FLAGS_AND_SCRAPING = {FLAGS_FILE_VARIABLE, SCRAPE_DIR_VARIABLE, SERVICE_VARIABLE}
+"""Paths into the local environment and the service's name, never a worker secret."""
 
 WORKER_SECRETS = {
     "TEMPORAL_ADDRESS": "temporal.internal.example:7233",
@@ -118,7 +123,7 @@ async def test_the_service_gets_its_env_its_declared_secret_and_a_minimal_base_o
     environ = environ_of(pid)
     assert environ["DB_PASSWORD"] == "db-secret-5f2b" and environ["FEATURE_X"] == "on"
     base = {name for name in environ if name not in release_env}
-    assert base <= {"PATH", "LANG", "TZ"} | {name for name in environ if name.startswith("LC_")}
+    assert base <= {"PATH", "LANG", "TZ", *FLAGS_AND_SCRAPING} | {name for name in environ if name.startswith("LC_")}
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     assert not [name for name, value in WORKER_SECRETS.items() if value.encode() in raw]
     assert "db-secret-5f2b" not in (target.env.services_dir / "minimal.json").read_text()

@@ -13,6 +13,10 @@ Its photos are kept in memory, or in PostgreSQL when GALLERY_DATABASE_URL is set
 (pipeline/gallery/store.py, with its own knobs GALLERY_WRITES_PRIORITY and
 GALLERY_BROKEN_FILE_REFS); an upload's body is the photo's bytes.
 
+Each request evaluates the gallery's feature flags per user through OpenFeature
+(pipeline/gallery/flags.py): the new layout of the gallery page is one; the reply names
+the variants in X-Flag-Variant, and /metrics exports requests and latency per variant.
+
 It stops gracefully, for a hand-over without failed requests: GET /platform/inflight
 tells how many requests (uploads among them) are being served and how long it has been
 idle, so that whoever retires it can wait until the router's last request drained; on
@@ -38,15 +42,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
 from pipeline.gallery.dependency import Dependency, answered, dependency_from
+from pipeline.gallery.flags import (
+    LAYOUT_FLAG,
+    SEGMENT_HEADER,
+    USER_HEADER,
+    VARIANT_HEADER,
+    GalleryFlags,
+    quiet_provider_logs,
+    variant_header,
+)
+from pipeline.gallery.scrape import metrics_page, register_for_scraping
 from pipeline.gallery.store import MemoryStore, PhotoStore, open_store
 
 MAX_BODY_BYTES = 1_000_000
 MAX_TITLE_LENGTH = 200
 ACTIVITY_COUNTERS = ("active_uploads", "processing_jobs", "client_sessions")
-OPERATIONAL_PREFIXES = ("/health/", "/platform/")
+METRICS_PATH = "/metrics"
+OPERATIONAL_PREFIXES = ("/health/", "/platform/", METRICS_PATH)
 INFLIGHT_PATH = "/platform/inflight"
-UNCOUNTED_PREFIXES = ("/health/", INFLIGHT_PATH)
-"""Probes: neither in flight nor activity, or a drain could never see the service idle."""
+UNCOUNTED_PREFIXES = ("/health/", INFLIGHT_PATH, METRICS_PATH)
+"""Probes and scrapes: neither in flight nor activity, or a drain could never see the service idle."""
 SHUTDOWN_QUIET_SECONDS = 0.2
 SHUTDOWN_DRAIN_SECONDS = 5.0
 """After SIGTERM: how long without a request counts as drained, and how long to wait for it
@@ -99,11 +114,13 @@ def validate_activity(payload: object) -> dict[str, int]:
     return dict(payload)
 
 
-def render_gallery(version: str, titles: list[str]) -> str:
-    items = "".join(f"<li>{html.escape(title)}</li>" for title in titles) or "<li>No photos yet</li>"
+def render_gallery(version: str, titles: list[str], grid: bool = False) -> str:
+    """The gallery page: a list, or with the new layout (flag LAYOUT_FLAG) a grid of tiles."""
+    tag, item = ("div class='grid'", "figure") if grid else ("ul", "li")
+    items = "".join(f"<{item}>{html.escape(title)}</{item}>" for title in titles) or f"<{item}>No photos yet</{item}>"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Gallery</title></head>"
-        f"<body><h1>Photo gallery</h1><p>version {html.escape(version)}</p><ul>{items}</ul></body></html>"
+        f"<body><h1>Photo gallery</h1><p>version {html.escape(version)}</p><{tag}>{items}</{tag.split()[0]}></body></html>"
     )
 
 
@@ -125,6 +142,7 @@ class Gallery:
     draining: bool = False
     dependency: Dependency | None = None
     """Another service's API this version needs (pipeline/gallery/dependency.py)."""
+    flags: GalleryFlags = field(default_factory=lambda: GalleryFlags(client=None))
 
     def is_ready(self) -> bool:
         return not self.draining and time.monotonic() - self.started_at >= self.faults.ready_delay_seconds
@@ -184,6 +202,7 @@ class GalleryHandler(BaseHTTPRequestHandler):
             "/version": lambda: self._json(HTTPStatus.OK, {"version": self.gallery.version}),
             "/platform/activity": lambda: self._json(HTTPStatus.OK, self.gallery.update_activity({})),
             INFLIGHT_PATH: lambda: self._json(HTTPStatus.OK, self.gallery.inflight_report()),
+            METRICS_PATH: lambda: self._send(HTTPStatus.OK, *metrics_page(self.gallery.flags.metrics.registry)),
         })
 
     def do_POST(self) -> None:
@@ -207,15 +226,18 @@ class GalleryHandler(BaseHTTPRequestHandler):
             self.gallery.request_finished()
 
     def _serve(self, path: str, routes: dict) -> None:
+        self.started, self.variants = time.monotonic(), {}
         if not self._read_body():
             return
+        if not path.startswith(OPERATIONAL_PREFIXES):
+            self.variants = self.gallery.flags.evaluate(self.headers.get(USER_HEADER), self.headers.get(SEGMENT_HEADER))
         if answered(self, path, self.gallery.version, self.gallery.dependency):
             return
         handler = routes.get(path)
         if handler is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
-        if not path.startswith(OPERATIONAL_PREFIXES) and self._inject_faults():
+        if not path.startswith(OPERATIONAL_PREFIXES) and (self._inject_faults() or self._flag_fails()):
             return
         try:
             handler()
@@ -235,9 +257,17 @@ class GalleryHandler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _flag_fails(self) -> bool:
+        """Answer 500 and return True for the share of requests that a faulty variant
+        of a flag (pipeline/gallery/flags.py) fails."""
+        if self.gallery.flags.fails(self.variants):
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+            return True
+        return False
+
     def _gallery_page(self) -> None:
         titles = [photo["title"] for photo in self.gallery.photo_list()]
-        self._html(render_gallery(self.gallery.version, titles))
+        self._html(render_gallery(self.gallery.version, titles, grid=self.variants.get(LAYOUT_FLAG) == "on"))
 
     def _ready(self) -> None:
         ready = self.gallery.is_ready()
@@ -289,11 +319,15 @@ class GalleryHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Served-Version", self.gallery.version)
+        if self.variants:
+            self.send_header(VARIANT_HEADER, variant_header(self.variants))
         if self.gallery.draining:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+        if self.variants:
+            self.gallery.flags.metrics.observe(self.variants, status, time.monotonic() - self.started)
 
     def version_string(self) -> str:
         """No Python or server version in the Server header."""
@@ -331,8 +365,14 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     environ = dict(os.environ)
-    serve(args.port, Gallery(args.version, args.instance_id, parse_faults(environ), store=open_store(environ),
-                             dependency=dependency_from(environ)))
+    quiet_provider_logs()
+    gallery = Gallery(args.version, args.instance_id, parse_faults(environ), store=open_store(environ),
+                      dependency=dependency_from(environ), flags=GalleryFlags.from_environ(environ, args.instance_id))
+    unregister = register_for_scraping(environ, args.port, args.version, args.instance_id)
+    try:
+        serve(args.port, gallery)
+    finally:
+        unregister()
 
 
 if __name__ == "__main__":

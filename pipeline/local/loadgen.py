@@ -5,7 +5,12 @@ The demo uses it so that analysis has traffic to judge; the integration tests us
 its counts to prove that traffic really moved, and that a hand-over failed no request:
 every request sent is counted, an unreachable router as status 599; leaving the
 generator waits for the requests still under way (bounded) rather than cutting them
-off."""
+off.
+
+Each request is sent as one of `users` stable user keys in turn (X-User-Id), and the
+feature-flag variants that served it (X-Flag-Variant) are recorded, so the flag tests
+count per variant through the router; `variants_of_users` asks once per user, as fast
+as the router answers, for the fractional-rollout accuracy checks."""
 
 from __future__ import annotations
 
@@ -16,10 +21,17 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pipeline.gallery.flags import SEGMENT_HEADER, USER_HEADER, VARIANT_HEADER, parse_variant_header
 from pipeline.http import http_client
 
 MAX_SECONDS = 1800  # a forgotten generator stops by itself
 REQUEST_TIMEOUT_SECONDS = 5.0
+BETA = "beta-photographer"
+PROBE_CONCURRENCY = 16
+
+
+def user_key(index: int) -> str:
+    return f"user-{index:05d}"
 
 
 @dataclass
@@ -28,6 +40,8 @@ class Served:
     version: str
     status: int
     segment: str | None
+    user: str = ""
+    variants: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,9 +49,11 @@ class LoadGenerator:
     router_url: str
     service: str
     rate_per_second: float = 30.0
-    segment_header: str = "X-User-Type"
+    segment_header: str = SEGMENT_HEADER
     segment_every: int = 0
-    """Send every Nth request as a beta photographer (0: never)."""
+    """Every Nth user is a beta photographer (0: none)."""
+    users: int = 1000
+    """How many distinct user keys the requests cycle through."""
     log: list[Served] = field(default_factory=list)
     _task: asyncio.Task | None = None
     _pending: set[asyncio.Task] = field(default_factory=set)
@@ -62,6 +78,10 @@ class LoadGenerator:
     def errors_since(self, since: float) -> Counter[str]:
         return Counter(served.version for served in self.log if served.at >= since and served.status >= 500)
 
+    def variants_since(self, since: float, flag: str) -> Counter[str]:
+        """Responses per variant of `flag` since `since` (no variant: "none")."""
+        return Counter(served.variants.get(flag, "none") for served in self.log if served.at >= since)
+
     async def _run(self) -> None:
         interval = 1 / self.rate_per_second
         deadline = time.monotonic() + MAX_SECONDS
@@ -71,8 +91,9 @@ class LoadGenerator:
             try:
                 while time.monotonic() < deadline:
                     sent += 1
-                    segment = "beta-photographer" if self.segment_every and sent % self.segment_every == 0 else None
-                    self._send(client, {**headers, **({self.segment_header: segment} if segment else {})}, segment)
+                    user = sent % self.users
+                    segment = BETA if self.segment_every and user % self.segment_every == 0 else None
+                    self._send(client, {**headers, **user_headers(user_key(user), segment, self.segment_header)}, segment)
                     await asyncio.sleep(interval)
             finally:
                 if self._pending:
@@ -87,6 +108,33 @@ class LoadGenerator:
         try:
             response = await client.get("/api/photos", headers=headers)
         except httpx.HTTPError:
-            self.log.append(Served(time.monotonic(), "unreachable", 599, segment))
+            self.log.append(Served(time.monotonic(), "unreachable", 599, segment, user=headers[USER_HEADER]))
             return
-        self.log.append(Served(time.monotonic(), response.headers.get("X-Served-Version", "router"), response.status_code, segment))
+        self.log.append(Served(
+            time.monotonic(), response.headers.get("X-Served-Version", "router"), response.status_code, segment,
+            user=headers[USER_HEADER], variants=parse_variant_header(response.headers.get(VARIANT_HEADER)),
+        ))
+
+
+def user_headers(user: str, segment: str | None = None, segment_header: str = SEGMENT_HEADER) -> dict[str, str]:
+    return {USER_HEADER: user, **({segment_header: segment} if segment else {})}
+
+
+async def variants_of_users(router_url: str, service: str, flag: str, users: list[str]) -> dict[str, str]:
+    """Ask once as each user, through the router: the variant of `flag` that served
+    each one (a failed request counts as its status code)."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for user in users:
+        queue.put_nowait(user)
+    variants: dict[str, str] = {}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            user = queue.get_nowait()
+            response = await client.get("/api/photos", headers={"Host": f"{service}.localhost", **user_headers(user)})
+            served = parse_variant_header(response.headers.get(VARIANT_HEADER)).get(flag)
+            variants[user] = served or str(response.status_code)
+
+    async with http_client(base_url=router_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        await asyncio.gather(*(worker(client) for _ in range(PROBE_CONCURRENCY)))
+    return variants

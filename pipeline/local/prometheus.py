@@ -2,7 +2,9 @@
 
 It scrapes Traefik's admin /metrics every second, so the PromQL path
 (`policy.metrics_provider: "prometheus"`) works on one machine exactly as against a
-cluster's Prometheus. Detached and marked like Traefik (see pipeline.local.env), its
+cluster's Prometheus; and the service processes' own /metrics (requests per feature
+flag variant, pipeline/gallery/flags.py), found through the file_sd files each process
+writes into scrape_targets_dir (pipeline/gallery/scrape.py). Detached and marked like Traefik (see pipeline.local.env), its
 state (config, TSDB, pid, log) lives in the environment's state directory.
 """
 
@@ -23,11 +25,17 @@ from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment, launch_detached, terminate, write_atomically
 
 SCRAPE_INTERVAL = "1s"
+SERVICES_JOB = "services"
 START_TIMEOUT_SECONDS = 30.0
 
 
 def find_prometheus() -> str | None:
     return shutil.which("prometheus")
+
+
+def scrape_targets_dir(state_dir: Path) -> Path:
+    """Where the local target's service processes register themselves for scraping."""
+    return state_dir / "prometheus" / "targets"
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,15 @@ class LocalPrometheus:
                     "job_name": "traefik",
                     "scrape_interval": SCRAPE_INTERVAL,
                     "static_configs": [{"targets": [f"127.0.0.1:{self.local.admin_port}"]}],
-                }
+                },
+                {
+                    "job_name": SERVICES_JOB,
+                    "scrape_interval": SCRAPE_INTERVAL,
+                    "file_sd_configs": [{
+                        "files": [str(scrape_targets_dir(self.local.state_dir) / "*.json")],
+                        "refresh_interval": SCRAPE_INTERVAL,
+                    }],
+                },
             ],
         }
 

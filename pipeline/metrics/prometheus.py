@@ -6,6 +6,11 @@ Every metric is a PromQL template; the release's policy may override any of them
 `60s`, the time since the previous analysis). A template must return one series;
 no series, NaN or Inf is reported as missing with the reason, never as a value.
 
+A feature-flag analysis (`ObserveRequest.flag`) compares users instead of versions:
+canary is the requests the service served with the flag's on variant, stable those
+with its off variant, from the service's own metrics (pipeline/gallery/flags.py) with
+FLAG_QUERIES; their templates also know {flag} and {variant} (that track's variant).
+
 Connection settings come from the worker's environment, never from the release
 request, so a bearer token is neither in workflow history nor in any log line:
   PIPELINE_PROMETHEUS_URL               (default http://127.0.0.1:9090)
@@ -33,7 +38,8 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from pipeline.errors import MetricsUnavailable
-from pipeline.models import Metric, ObserveRequest, Observation, QueryName, VersionMetrics
+from pipeline.models import Metric, Observation, ObserveRequest, QueryName, VersionMetrics
+from pipeline.models.flags import FlagComparison
 
 log = structlog.get_logger()
 
@@ -43,19 +49,28 @@ REQUESTS: QueryName = "requests"
 _TRAEFIK = 'service="{service}-{track}@file"'
 _APP = 'service="{service}",track="{track}",namespace="{namespace}"'
 
+
+def request_queries(counter: str, histogram: str, selector: str) -> dict[QueryName, str]:
+    """The request count, error rate, p95 latency and availability of the requests a
+    counter (with a `code` label) and a latency histogram count under `selector`."""
+    return {
+        REQUESTS: f"sum(increase({counter}{{{selector}}}[{{window}}]))",
+        Metric.ERROR_RATE: (
+            f'(sum(rate({counter}{{{selector},code=~"5.."}}[{{window}}])) or vector(0))'
+            f" / sum(rate({counter}{{{selector}}}[{{window}}]))"
+        ),
+        Metric.P95_LATENCY_MS: (
+            f"histogram_quantile(0.95, sum by (le) (rate({histogram}{{{selector}}}[{{window}}]))) * 1000"
+        ),
+        Metric.GALLERY_AVAILABILITY: (
+            f'(sum(rate({counter}{{{selector},code!~"5.."}}[{{window}}])) or vector(0))'
+            f" / sum(rate({counter}{{{selector}}}[{{window}}]))"
+        ),
+    }
+
+
 DEFAULT_QUERIES: dict[QueryName, str] = {
-    REQUESTS: f"sum(increase(traefik_service_requests_total{{{_TRAEFIK}}}[{{window}}]))",
-    Metric.ERROR_RATE: (
-        f'(sum(rate(traefik_service_requests_total{{{_TRAEFIK},code=~"5.."}}[{{window}}])) or vector(0))'
-        f" / sum(rate(traefik_service_requests_total{{{_TRAEFIK}}}[{{window}}]))"
-    ),
-    Metric.P95_LATENCY_MS: (
-        f"histogram_quantile(0.95, sum by (le) (rate(traefik_service_request_duration_seconds_bucket{{{_TRAEFIK}}}[{{window}}]))) * 1000"
-    ),
-    Metric.GALLERY_AVAILABILITY: (
-        f'(sum(rate(traefik_service_requests_total{{{_TRAEFIK},code!~"5.."}}[{{window}}])) or vector(0))'
-        f" / sum(rate(traefik_service_requests_total{{{_TRAEFIK}}}[{{window}}]))"
-    ),
+    **request_queries("traefik_service_requests_total", "traefik_service_request_duration_seconds_bucket", _TRAEFIK),
     # Application metrics: the sample services do not export them, so locally they
     # report no data (inconclusive when a required rule names them).
     Metric.UPLOAD_FAILURE_RATE: (
@@ -81,6 +96,9 @@ DEFAULT_QUERIES: dict[QueryName, str] = {
     ),
     Metric.REVENUE_PROXY: f"sum(rate(gallery_orders_value_total{{{_APP}}}[{{window}}]))",
 }
+_FLAG = 'service="{service}",flag="{flag}",variant="{variant}"'
+FLAG_QUERIES = request_queries("gallery_flag_requests_total", "gallery_flag_request_duration_seconds_bucket", _FLAG)
+"""The service's requests per flag variant (labels from its scrape target: service)."""
 TRACKS = ("canary", "stable")
 
 
@@ -157,18 +175,25 @@ class MetricsQuery:
     sample_seconds: int = 5
     namespace: str = "default"
     versions: Mapping[str, str | None] = field(default_factory=dict)
+    flag: FlagComparison | None = None
 
     def template(self, name: QueryName) -> str | None:
-        return self.queries.get(name) or DEFAULT_QUERIES.get(name)
+        return self.queries.get(name) or (FLAG_QUERIES if self.flag else DEFAULT_QUERIES).get(name)
 
     def placeholders(self, service: str, track: str, window: str) -> dict[str, str]:
+        flag = {"flag": self.flag.flag, "variant": self.variant(track)} if self.flag else {}
         return {
             "service": service,
             "track": track,
             "version": self.versions.get(track) or "",
             "namespace": self.namespace,
             "window": window,
+            **flag,
         }
+
+    def variant(self, track: str) -> str:
+        """A flag analysis's variant for a track: canary the on variant, stable the off one."""
+        return self.flag.on_variant if track == "canary" else self.flag.off_variant
 
 
 class PrometheusMetrics:
@@ -189,6 +214,7 @@ class PrometheusMetrics:
             sample_seconds=request.sample_seconds,
             namespace=request.namespace,
             versions={"canary": request.canary_version, "stable": request.stable_version},
+            flag=request.flag,
         ))
 
     async def observe(self, service: str, cursor: dict[str, Any]) -> Observation:
@@ -199,6 +225,7 @@ class PrometheusMetrics:
         tracks = await asyncio.to_thread(self._read_tracks, service, taken_at, now)
         observation = Observation(window_seconds=round(now - taken_at, 3), cursor={"taken_at": now}, **tracks)
         log.info("metrics.observed", provider="prometheus", server=self._settings.where, service=service,
+                 flag=self._query.flag.flag if self._query.flag else None,
                  window_seconds=observation.window_seconds, canary_requests=observation.canary.requests,
                  stable_requests=observation.stable.requests, canary_missing=observation.canary.missing)
         return observation

@@ -17,7 +17,9 @@ holds the worker's own credentials; a version that depends on another service al
 gets the router's URL to reach it (pipeline/gallery/dependency.py). When the worker
 has a database configured for the service (pipeline/database.py), the process also
 gets GALLERY_DATABASE_URL (the staging slot the staging database, every other slot the
-production one) and GALLERY_FILES_DIR.
+production one) and GALLERY_FILES_DIR. Every process gets its feature flags file in
+FLAGD_FILE (the staging slot the staging flags, every other slot the production ones)
+and where to register for scraping (pipeline/gallery/scrape.py).
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ from pipeline.database import database_url, service_database
 from pipeline.decisions.fencing import fence_of, is_stale
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
 from pipeline.errors import PermanentTargetError, TargetError
+from pipeline.flags.local_file import flags_file
+from pipeline.gallery.flags import FLAGS_FILE_VARIABLE
+from pipeline.gallery.scrape import SCRAPE_DIR_VARIABLE, SERVICE_VARIABLE
 from pipeline.gallery.dependency import router_environment
 from pipeline.http import http_client
 from pipeline.local.env import LocalEnvironment, launch_detached, processes_marked, terminate
+from pipeline.local.prometheus import scrape_targets_dir
 from pipeline.models import PreflightReport, RollbackWindow, Slot, TrafficRequest, VersionHealth
 from pipeline.routers import router_for
 from pipeline.routers.base import Split, TrafficRouter
@@ -97,7 +103,7 @@ class LocalTarget:
         if problems := env_problems(env):
             raise PermanentTargetError(f"the local target refuses the release's env: {'; '.join(problems)}")
         service_env = {**_base_environment(), **_resolve_secrets(env), **_database_environment(service, slot),
-                       **router_environment(env, self.env.http_url)}
+                       **router_environment(env, self.env.http_url), **self._flags_environment(service, slot)}
         async with self._locks[service]:
             state = self._states.load(service)
             current = state.slots.get(slot)
@@ -333,6 +339,14 @@ class LocalTarget:
         if process is None:
             raise PermanentTargetError(f"nothing runs in {slot} of {service}")
         return process
+
+    def _flags_environment(self, service: str, slot: Slot) -> dict[str, str]:
+        environment = "staging" if slot == Slot.STAGING else "production"
+        return {
+            FLAGS_FILE_VARIABLE: str(flags_file(self.env.state_dir, environment)),
+            SCRAPE_DIR_VARIABLE: str(scrape_targets_dir(self.env.state_dir)),
+            SERVICE_VARIABLE: service,
+        }
 
     def _slot_marker(self, service: str, slot: Slot) -> str:
         return f"{self.env.instance_prefix}{service}.{slot}."
