@@ -15,6 +15,7 @@ body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1200px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #eceff1; }
+td:first-child { white-space: nowrap; }
 .state { display: inline-block; padding: 2px 10px; border-radius: 4px; color: white; background: #546e7a; }
 .state.running { background: #ef6c00; }
 .state.promoted { background: #2e7d32; }

@@ -47,6 +47,8 @@ def traffic_plot(report: ReleaseReport) -> bytes:
         for index, entry in enumerate(report.phases):
             until = report.phases[index + 1].at if index + 1 < len(report.phases) else end
             axes.axvspan(entry.at, until, alpha=0.08 + 0.07 * (index % 2), color="#607d8b", linewidth=0)
+            if (until - entry.at) >= (end - times[0]) / 25:
+                axes.text(entry.at, 50, f" {entry.phase}", rotation=90, va="center", fontsize=7, color="#37474f")
         axes.set_ylim(-5, 105)
         axes.set_ylabel("traffic on new version (%)")
         axes.set_title("Traffic share over time (shaded: phases)")
