@@ -16,6 +16,7 @@ from activities.deploy import (
     wait_ready,
 )
 from activities.gates import check_calendar, check_live_activity, load_gates, notify
+from activities.flags import apply_flag_stage, kill_flag, read_flag_state
 from activities.lock import release_state
 from activities.metrics import observe_metrics
 from activities.migrations import check_expand, migrate
@@ -43,4 +44,7 @@ ALL = [
     check_consistency,
     migrate,
     check_expand,
+    read_flag_state,
+    apply_flag_stage,
+    kill_flag,
 ]

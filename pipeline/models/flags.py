@@ -264,23 +264,6 @@ class FlagKill(Input):
     actor: str = Field(min_length=1, max_length=200)
 
 
-class FeatureRolloutStatus(Strict):
-    """The `status` query's answer."""
-
-    rollout_id: str
-    flag: str
-    environment: str
-    phase: str = "validate"
-    setting: FlagSetting = Field(default_factory=FlagSetting)
-    pending_approval: Stage | None = None
-    approvals: list[dict[str, Any]] = Field(default_factory=list)
-    last_analysis: dict[str, Any] | None = None
-    outcome: FlagOutcome | None = None
-    reason: str | None = None
-    timeline: list[str] = Field(default_factory=list)
-    ignored_signals: list[str] = Field(default_factory=list)
-
-
 class FeatureRolloutResult(Strict):
     outcome: FlagOutcome
     flag: str
