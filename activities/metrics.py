@@ -10,6 +10,7 @@ from pipeline.errors import MetricsUnavailable
 from pipeline.logging import release_logger
 from pipeline.metrics import provider_for
 from pipeline.models import Observation, ObserveRequest
+from pipeline.telemetry import count_metric_read
 
 
 @activity.defn
@@ -19,7 +20,9 @@ async def observe_metrics(request: ObserveRequest) -> Observation:
     try:
         observation = await heartbeating(provider_for(request).observe(request.ref.service, request.cursor), "reading metrics")
     except MetricsUnavailable as error:
+        count_metric_read(request.provider, ok=False)
         raise ApplicationError(f"metrics unavailable: {error}", type="MetricsUnavailable") from error
+    count_metric_read(request.provider, ok=True)
     release_logger(request.ref).info(
         "observed",
         window_seconds=round(observation.window_seconds, 2),

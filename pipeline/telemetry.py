@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from temporalio import activity
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 ADDRESS_ENV = "WORKER_METRICS_ADDRESS"
@@ -97,3 +98,10 @@ def serve_metrics_from_env() -> str | None:
     if address is not None:
         serve_metrics(address)
     return address
+
+
+def count_metric_read(provider: str | None, ok: bool) -> None:
+    """From an activity: one read of a metrics provider and whether it answered."""
+    activity.metric_meter().create_counter(METRIC_READS).add(
+        1, {"provider": provider or "default", "result": "ok" if ok else "error"}
+    )

@@ -21,6 +21,7 @@ import activities
 import workflows
 from pipeline.gates import BUILT_IN_SOURCE, GatesConfigError, load_gates_config
 from pipeline.logging import configure_logging
+from pipeline.telemetry import MetricsConfigError, serve_metrics_from_env
 from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes, exit_process
 
 log = structlog.get_logger("pipeline.worker")
@@ -89,6 +90,8 @@ async def _set_within(event: asyncio.Event, seconds: float) -> bool:
 
 async def run(settings: TemporalSettings) -> None:
     check_gates()
+    # Before any client connects: every client and worker reports to its endpoint.
+    log.info("metrics", address=serve_metrics_from_env() or "off (WORKER_METRICS_ADDRESS unset)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -114,7 +117,7 @@ def main() -> None:
     configure_logging()
     try:
         asyncio.run(run(TemporalSettings.from_env()))
-    except GatesConfigError as error:
+    except (GatesConfigError, MetricsConfigError) as error:
         log.error("worker not started", error=str(error))
         raise SystemExit(2) from None
     # A stop on SIGTERM is a clean exit: not the abort the client's native threads

@@ -4,6 +4,7 @@ release may ask for, with ADR-017's defaults."""
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -295,6 +296,21 @@ class ReleaseRequest(Input):
     """After the bake, keep the previous version warm instead of retiring it: a release
     train sets it on its members and retires (or reverts to) the previous versions when
     the train ends."""
+    commit_time: str | None = Field(None, max_length=64)
+    """When the change was committed (ISO 8601 with a time zone): `releasectl dora`
+    measures lead time from it to promotion. Only read after the release, never by it."""
+
+    @field_validator("commit_time")
+    @classmethod
+    def _commit_time_is_iso(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"commit_time: {value!r} is not an ISO 8601 timestamp") from None
+            if moment.tzinfo is None:
+                raise ValueError(f"commit_time: {value!r} has no time zone (e.g. 2026-11-28T09:30:00+00:00)")
+        return value
 
     @model_validator(mode="after")
     def _version_given(self) -> ReleaseRequest:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 from temporalio import workflow
 from temporalio.common import MetricMeter
@@ -27,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
 
 APPROVAL_STAGE = {Phase.CANARY_APPROVAL: Stage.CANARY, Phase.PRODUCTION_APPROVAL: Stage.PRODUCTION}
 CANCELLED = "release cancelled"
+CAUSES = ("breach", "analysis", "kill_switch", "reject", "cancel", "expiry", "bake", "failure")
+GATES = get_args(GateHold.model_fields["gate"].annotation)
 
 
 @dataclass
@@ -68,8 +71,23 @@ class Telemetry:
     _seen: Seen | None = None
 
     def _count_start(self) -> None:
-        if not self._continued:
-            self._meter().create_counter(telemetry.STARTED).add(1, self._labels())
+        """Count the release, and show every outcome, cause and gate of its service at 0
+        so that a first rollback is an increase a rate() sees, not a new series."""
+        if self._continued:
+            return
+        meter, labels = self._meter(), self._labels()
+        meter.create_counter(telemetry.STARTED).add(1, labels)
+        for name, label, values in (
+            (telemetry.ENDED, "outcome", [outcome.value for outcome in Outcome]),
+            (telemetry.ROLLBACKS, "cause", CAUSES),
+            (telemetry.GATE_HOLDS, "gate", GATES),
+        ):
+            counter = meter.create_counter(name)
+            for value in values:
+                counter.add(0, {**labels, label: value})
+        held = meter.create_gauge(telemetry.GATE_HELD)
+        for gate in GATES:
+            held.set(0, {**labels, "gate": gate})
 
     def _count_end(self, outcome: Outcome, reason: str, breach: MetricCheck | None) -> None:
         meter, labels = self._meter(), self._labels()

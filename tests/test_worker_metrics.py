@@ -1,0 +1,286 @@
+"""The worker's Prometheus endpoint during real releases: the Temporal dev server, a
+worker whose runtime serves metrics (pipeline/telemetry.py), scraped over real HTTP
+and parsed with prometheus_client's parser. The world behind the activities is
+FakeWorld (no target, router or metrics provider to deploy to here): what is under
+test is what the workflow reports, not what the activities touch.
+
+Also checks that every metric the Grafana dashboard (deploy/grafana/) queries is in
+the scrape, so the dashboard never graphs a name the worker does not export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+from temporalio.worker import Worker
+
+from pipeline import telemetry
+from pipeline.models import Outcome
+from tests.helpers.fakes import FAILING, HEALTHY, FakeWorld
+from tests.helpers.harness import start_dev_server
+from tests.helpers.local import free_port
+from tests.helpers.real_stack import FAST_POLICY
+from workers.main import workflow_runner
+from workflows import ALL as WORKFLOWS
+from workflows.release import ReleaseWorkflow
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+DASHBOARD = REPO / "deploy" / "grafana" / "release-pipeline.json"
+TASK_QUEUE = "releases-metrics"
+POLICY = {
+    **FAST_POLICY,
+    "canary_duration_seconds": 3,
+    "analysis_interval_seconds": 1,
+    "step_interval_seconds": 1,
+    "bake_seconds": 1,
+    "test_suites": ["unit"],
+}
+Samples = dict[tuple[str, frozenset], float]
+
+
+class Scraper:
+    def __init__(self, address: str):
+        self.url = f"http://{address}/metrics"
+
+    async def scrape(self) -> Samples:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(self.url, timeout=5)
+        response.raise_for_status()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+        }
+
+    async def value(self, name: str, **labels: str) -> float | None:
+        return value_of(await self.scrape(), name, **labels)
+
+    async def until(self, condition: Callable[[Samples], bool], within: float = 30) -> Samples:
+        samples: Samples = {}
+        try:
+            async with asyncio.timeout(within):
+                while not condition(samples := await self.scrape()):
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            pytest.fail(f"scrape condition not met within {within}s; release_ samples: {release_samples(samples)}")
+        return samples
+
+
+def value_of(samples: Samples, name: str, **labels: str) -> float | None:
+    """The sum over every series of `name` whose labels include `labels` (None: no such series)."""
+    found = [value for (sample, have), value in samples.items() if sample == name and set(labels.items()) <= have]
+    return sum(found) if found else None
+
+
+def release_samples(samples: Samples) -> list[str]:
+    return sorted(f"{name}{dict(labels)}={value}" for (name, labels), value in samples.items() if name.startswith("release_"))
+
+
+@dataclass
+class Metered:
+    client: Client
+    scraper: Scraper
+    world: FakeWorld
+
+
+@pytest_asyncio.fixture(scope="module")
+async def metered() -> AsyncIterator[Metered]:
+    """A worker on the dev server whose runtime serves Prometheus metrics, as
+    WORKER_METRICS_ADDRESS makes the real worker's do."""
+    address = f"127.0.0.1:{free_port()}"
+    runtime = Runtime(telemetry=telemetry.telemetry_config(address))
+    async with await start_dev_server() as env:
+        client = await Client.connect(
+            env.client.service_client.config.target_host,
+            namespace=env.client.namespace,
+            data_converter=pydantic_data_converter,
+            runtime=runtime,
+        )
+        world = FakeWorld()
+        async with Worker(
+            client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=world.activities(),
+            workflow_runner=workflow_runner(),
+        ):
+            yield Metered(client, Scraper(address), world)
+
+
+async def start(client: Client, service: str, version: str, **request: Any) -> WorkflowHandle:
+    return await client.start_workflow(
+        ReleaseWorkflow.run,
+        {"service": service, "version": version, "target": "local", "policy": POLICY, **request},
+        id=f"release-{service}-{version}-{uuid.uuid4().hex[:6]}",
+        task_queue=TASK_QUEUE,
+    )
+
+
+async def approve_when_asked(handle: WorkflowHandle, stage: str) -> None:
+    async with asyncio.timeout(30):
+        while (await handle.query(ReleaseWorkflow.status)).pending_approval != stage:
+            await asyncio.sleep(0.1)
+    await handle.signal(ReleaseWorkflow.approve, {"stage": stage, "approver": "alice"})
+
+
+@pytest.fixture(scope="module")
+def service() -> str:
+    return f"metered-{uuid.uuid4().hex[:6]}"
+
+
+async def test_canary_weight_gauge_follows_the_traffic_and_a_promotion_is_counted(metered, service):
+    client, scraper = metered.client, metered.scraper
+    metered.world.canary_health = lambda weight: HEALTHY
+    handle = await start(client, service, "2.0.0")
+    await approve_when_asked(handle, "canary")
+
+    weight = telemetry.CANARY_WEIGHT
+    during = await scraper.until(lambda s: value_of(s, weight, service=service) == 20)
+    assert value_of(during, telemetry.PHASE, service=service, phase="canary") == 1
+    assert value_of(during, telemetry.PHASE, service=service, phase="canary_approval") == 0
+    await approve_when_asked(handle, "production")
+    await scraper.until(lambda s: value_of(s, weight, service=service) == 50)
+    result = await asyncio.wait_for(handle.result(), 60)
+
+    assert result.outcome is Outcome.PROMOTED, result.reason
+    after = await scraper.scrape()
+    assert value_of(after, weight, service=service) == 100
+    assert value_of(after, "release_started_total", service=service) == 1
+    assert value_of(after, "release_ended_total", service=service, outcome="promoted") == 1
+    assert value_of(after, "release_ended_total", service=service, outcome="rolled_back") == 0
+    assert value_of(after, "release_approval_wait_seconds_count", service=service, stage="canary") == 1
+    assert value_of(after, "release_analysis_checks_total", service=service, metric="error_rate", verdict="pass") >= 3
+    assert value_of(after, telemetry.PHASE, service=service, phase="done") == 1
+
+
+async def test_a_breach_counts_one_rollback_by_its_cause_and_the_time_to_stable(metered, service):
+    client, scraper = metered.client, metered.scraper
+    metered.world.canary_health = lambda weight: FAILING
+    before = await scraper.scrape()
+    assert value_of(before, "release_rollbacks_total", service=service, cause="breach") == 0
+    handle = await start(client, service, "3.0.0")
+    await approve_when_asked(handle, "canary")
+    result = await asyncio.wait_for(handle.result(), 60)
+
+    assert result.outcome is Outcome.ROLLED_BACK and result.breach is not None
+    after = await scraper.scrape()
+    assert value_of(after, "release_rollbacks_total", service=service, cause="breach") == 1
+    assert value_of(after, "release_rollbacks_total", service=service, cause="kill_switch") == 0
+    assert value_of(after, "release_ended_total", service=service, outcome="rolled_back") == 1
+    assert value_of(after, telemetry.CANARY_WEIGHT, service=service) == 0
+    assert value_of(after, "release_breach_to_stable_seconds_count", service=service) == 1
+    assert value_of(after, "release_analysis_checks_total", service=service, metric="error_rate", verdict="fail") >= 1
+
+
+async def test_a_kill_switch_counts_as_its_own_cause(metered, service):
+    client, scraper = metered.client, metered.scraper
+    metered.world.canary_health = lambda weight: HEALTHY
+    handle = await start(client, service, "4.0.0")
+    await approve_when_asked(handle, "canary")
+    await scraper.until(lambda s: value_of(s, telemetry.CANARY_WEIGHT, service=service) == 20)
+    await handle.signal(ReleaseWorkflow.kill_switch, {"actor": "oncall", "reason": "pager"})
+    result = await asyncio.wait_for(handle.result(), 60)
+
+    assert result.outcome is Outcome.ROLLED_BACK
+    after = await scraper.scrape()
+    assert value_of(after, "release_rollbacks_total", service=service, cause="kill_switch") == 1
+    assert value_of(after, "release_rollbacks_total", service=service, cause="breach") == 1
+    assert value_of(after, "release_breach_to_stable_seconds_count", service=service) == 2
+
+
+async def test_every_metric_the_dashboard_queries_is_exported(metered, service):
+    exported = {name for name, _ in await metered.scraper.scrape()}
+    queried = dashboard_metrics(json.loads(DASHBOARD.read_text()))
+
+    assert len(queried) >= 10
+    assert any(name.startswith("temporal_") for name in queried)  # the SDK's own metrics are graphed too
+    assert queried - exported == set(), f"not exported: {sorted(queried - exported)}"
+
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"}
+
+
+def promql_metrics(expression: str) -> set[str]:
+    """Metric names in a PromQL expression: label matchers, ranges, strings and
+    dashboard variables removed, what remains is a function (followed by `(`), a
+    keyword, a grouping's labels, or a metric."""
+    text = re.sub(r'"[^"]*"', "", expression)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\$\{?\w+\}?", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = re.findall(r"(?<![\w.])([a-zA-Z_:][\w:]*)\b(?!\s*\()", text)
+    return {name for name in names if name not in PROMQL_WORDS and not re.fullmatch(r"[0-9.e+-]+", name)}
+
+
+def dashboard_metrics(dashboard: dict) -> set[str]:
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    variables = [variable["query"]["query"] for variable in dashboard["templating"]["list"] if variable["type"] == "query"]
+    expressions += [re.sub(r"label_values\((\w+),\s*\w+\)", r"\1", variable) for variable in variables]
+    return set().union(*(promql_metrics(expression) for expression in expressions))
+
+
+def test_promql_metric_names_are_read_from_expressions():
+    assert promql_metrics('sum by (service, cause) (increase(release_rollbacks_total{service=~"$service"}[$__range]))') == {
+        "release_rollbacks_total"
+    }
+    assert promql_metrics(
+        "histogram_quantile(0.95, sum by (le) (rate(release_breach_to_stable_seconds_bucket[5m]))) / up"
+    ) == {"release_breach_to_stable_seconds_bucket", "up"}
+
+
+
+def worker_environment(metrics_address: str) -> dict[str, str]:
+    """A worker whose Temporal server does not answer: it retries, its endpoint serves."""
+    return {
+        **os.environ,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "WORKER_METRICS_ADDRESS": metrics_address,
+        "PIPELINE_LOG_FORMAT": "json",
+    }
+
+
+async def test_the_worker_process_serves_metrics_where_its_configuration_says():
+    address = f"127.0.0.1:{free_port()}"
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.main", cwd=REPO, env=worker_environment(address),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(90), httpx.AsyncClient() as client:  # the worker imports for seconds
+            while True:
+                assert worker.returncode is None, f"worker exited with {worker.returncode}"
+                try:
+                    response = await client.get(f"http://{address}/metrics", timeout=2)
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+        assert response.status_code == 200 and "text/plain" in response.headers["content-type"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.wait(), 30)
+
+
+def test_a_metrics_address_that_cannot_be_served_stops_the_worker_naming_it():
+    started = subprocess.run(
+        [sys.executable, "-m", "workers.main"], cwd=REPO, env=worker_environment("localhost-9464"),
+        capture_output=True, text=True, timeout=90,
+    )
+    assert started.returncode == 2
+    assert "WORKER_METRICS_ADDRESS='localhost-9464'" in started.stdout + started.stderr
