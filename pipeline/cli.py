@@ -55,7 +55,7 @@ from pipeline.plan import add_plan
 from pipeline.report.command import add_report
 from pipeline.simulate import add_simulate
 from pipeline.temporal import TemporalSettings, connect, exit_process
-from pipeline.terminal import ReleaseRow, render_releases, render_result, render_status
+from pipeline.terminal import ReleaseRow, render_releases, render_result, render_status, workflow_summary
 
 STATUS_QUERY = "status"
 EXIT_ERROR = 1
@@ -110,7 +110,9 @@ async def start_workflow(
     """Start a release or a train; its id alone on stdout (for scripts), how to follow it on stderr."""
     client = await client_for(settings)
     try:
-        await client.start_workflow(workflow, request, id=workflow_id, task_queue=settings.task_queue)
+        await client.start_workflow(
+            workflow, request, id=workflow_id, task_queue=settings.task_queue, static_summary=workflow_summary(request)
+        )
     except WorkflowAlreadyStartedError:
         raise CliError(f"a workflow with id {workflow_id} already exists") from None
     print(workflow_id)
@@ -124,7 +126,12 @@ async def revert_command(args: argparse.Namespace, settings: TemporalSettings) -
     release_id = new_release_id(request)
     client = await client_for(settings)
     handle = await client.start_workflow(
-        WORKFLOW_TYPE, request, id=release_id, task_queue=settings.task_queue, result_type=ReleaseResult
+        WORKFLOW_TYPE,
+        request,
+        id=release_id,
+        task_queue=settings.task_queue,
+        result_type=ReleaseResult,
+        static_summary=workflow_summary(request),
     )
     print(f"{release_id} started", file=sys.stderr)
     return await print_result(handle, Outcome.REVERTED)

@@ -3,18 +3,33 @@ result, a listing) to text for a terminal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass
 
+from pydantic import BaseModel
 from temporalio.client import WorkflowExecution
 
 from pipeline import search_attributes
-from pipeline.models import Analysis, MetricCheck, ReleaseResult, ReleaseStatus, RevertRecord
+from pipeline.models import (
+    Analysis,
+    GateHold,
+    MetricCheck,
+    ReleaseRequest,
+    ReleaseResult,
+    ReleaseStatus,
+    RevertRecord,
+    TrainRequest,
+)
 
 BAR_WIDTH = 10
 TIMELINE_SHOWN = 8
-
-
+SUMMARY_LIMIT = 200
+GATE_NAMES = {"window": "deployment window", "live_activity": "live activity", "rollback_target": "rollback target"}
+ROUTER_ANSWERED = "router"
+"""The load generator's name for responses no version served (no X-Served-Version
+header): the router answered itself, e.g. 404 before anything is installed."""
+REPEATED_VERDICT = re.compile(r"^analysis (\w+): \1: ")
 
 def traffic_bar(weight: int, version: str | None) -> str:
     """`[#####-----] 50% on 2.0.0`; any traffic at all shows at least one mark."""
@@ -38,6 +53,44 @@ def check_result(check: MetricCheck) -> str:
     return {True: "pass", False: "FAIL", None: "no data"}[check.passed]
 
 
+def analysis_summary(analysis: Analysis) -> str:
+    """The summary without the verdict it may begin with: shown after the verdict, an
+    inconclusive analysis would otherwise read "inconclusive: inconclusive: ..."."""
+    return analysis.summary.removeprefix(f"{analysis.verdict.value}: ")
+
+
+def render_hold(hold: GateHold) -> str:
+    """What is held, why, until when, and by which gate (a gate without an end in
+    sight is checked again until it clears)."""
+    gate = GATE_NAMES.get(hold.gate, hold.gate)
+    return f"{hold.change}: {hold.why()} ({gate}" + ("" if hold.until else ", re-checked until it clears") + ")"
+
+
+def render_served(served: Mapping[str, int]) -> str:
+    """Each version's share of the requests the load sent; the router's own answers
+    (no version served them) are named as such."""
+    total = sum(served.values()) or 1
+    shares = []
+    for version, count in sorted(served.items()):
+        name = "no version (router answered)" if version == ROUTER_ANSWERED else version
+        shares.append(f"{name}={count * 100 // total}%")
+    return " ".join(shares) or "no requests"
+
+
+def workflow_summary(request: BaseModel) -> str:
+    """The static summary the Temporal UI shows in its workflow list: what is released where."""
+    if isinstance(request, TrainRequest):
+        members = ", ".join(f"{member.service} {member.version}" for member in request.releases)
+        text = f"train {request.train} on {request.target}: {members}"
+    elif isinstance(request, ReleaseRequest) and request.revert is not None:
+        text = f"revert {request.service} to {request.version or 'the previous version'} on {request.target}"
+    elif isinstance(request, ReleaseRequest):
+        text = f"release {request.service} {request.version} on {request.target}"
+    else:
+        text = type(request).__name__
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
+
+
 def render_analysis(analysis: Analysis) -> str:
     heading = (
         f"analysis  {analysis.verdict.value} at {clock(analysis.at)} "
@@ -47,7 +100,7 @@ def render_analysis(analysis: Analysis) -> str:
         [check.metric.value, format_number(check.value), check.threshold, check_result(check)] for check in analysis.checks
     ]
     table = render_table(["metric", "value", "threshold", "result"], rows)
-    return "\n".join([heading, *map(indent, table.splitlines()), indent(analysis.summary)])
+    return "\n".join([heading, *map(indent, table.splitlines()), indent(analysis_summary(analysis))])
 
 
 def render_status(status: ReleaseStatus) -> str:
@@ -71,7 +124,7 @@ def render_status(status: ReleaseStatus) -> str:
     if status.revert is not None:
         lines.append(f"revert    {render_revert(status.revert)}")
     if status.hold is not None:
-        lines.append(f"held      {status.hold.change}: {status.hold.why()}")
+        lines.append(f"held      {render_hold(status.hold)}")
     if status.break_glass is not None:
         lines.append(f"BREAK-GLASS by {status.break_glass.actor}: {status.break_glass.reason}")
     if status.paused:
@@ -91,7 +144,7 @@ def render_status(status: ReleaseStatus) -> str:
 
 def render_timeline(status: ReleaseStatus) -> str:
     shown = status.timeline[-TIMELINE_SHOWN:]
-    rows = [[clock(entry.at), entry.phase.value, entry.message] for entry in shown]
+    rows = [[clock(entry.at), entry.phase.value, REPEATED_VERDICT.sub(r"analysis \1: ", entry.message)] for entry in shown]
     table = render_table(["time", "phase", "event"], rows)
     heading = f"timeline  (last {len(shown)} of {len(status.timeline)})"
     return "\n".join([heading, *map(indent, table.splitlines())])

@@ -35,6 +35,7 @@ from pipeline.models import (
     ReleaseStatus,
     Stage,
     TimelineEntry,
+    TrainRequest,
     Verdict,
 )
 
@@ -295,6 +296,7 @@ class FakeClient:
         self.updates: list[tuple[str, str, Any]] = []
         self.answers: list[Any] = []
         self.started: list[tuple[str, Any, str]] = []
+        self.summaries: list[str] = []
         self.statuses: list[ReleaseStatus] = []
         self.result: ReleaseResult | None = None
         self.error: Exception | None = None
@@ -302,8 +304,9 @@ class FakeClient:
     def get_workflow_handle(self, release_id: str, result_type: type) -> FakeHandle:
         return FakeHandle(self, release_id)
 
-    async def start_workflow(self, workflow: str, request: Any, *, id: str, task_queue: str) -> None:
+    async def start_workflow(self, workflow: str, request: Any, *, id: str, task_queue: str, static_summary: str) -> None:
         self.started.append((workflow, request, id))
+        self.summaries.append(static_summary)
 
 
 @pytest.fixture
@@ -446,3 +449,58 @@ def test_result_of_a_revert_says_from_what_to_what_and_how():
         revert=RevertRecord(actor="carol", reason="checkout", from_version="1.1.0", to_version="1.0.0", warm=True, at="t"),
     )
     assert "1.1.0 -> 1.0.0 (warm, a routing change) by carol: checkout" in cli.render_result(result)
+
+
+# --- holds, inconclusive analyses, summaries (issue #14) ---------------------------------
+
+
+def test_status_names_the_gate_holding_and_that_live_activity_is_rechecked():
+    window = GateHold(gate="window", change="route 25% to 2.0.0", reason="frozen: launch", until="2026-07-07T10:00:00+00:00")
+    live = GateHold(gate="live_activity", change="route 10% to 2.0.0", reason="2 active_uploads")
+    assert "held      route 25% to 2.0.0: frozen: launch until 2026-07-07T10:00:00+00:00 (deployment window)" in (
+        cli.render_status(status(hold=window))
+    )
+    assert "held      route 10% to 2.0.0: 2 active_uploads (live activity, re-checked until it clears)" in (
+        cli.render_status(status(hold=live))
+    )
+
+
+def test_an_inconclusive_analysis_says_inconclusive_once():
+    check = MetricCheck(metric=Metric.ERROR_RATE, value=None, threshold="<= 0.01", passed=None, reason="no samples")
+    inconclusive = analysis(check).model_copy(
+        update={"verdict": Verdict.INCONCLUSIVE, "summary": "inconclusive: no data for error_rate (no samples)"}
+    )
+    entry = TimelineEntry(
+        at="2025-03-01T12:30:05+00:00", phase=Phase.CANARY, message="analysis inconclusive: inconclusive: too few requests"
+    )
+    text = cli.render_status(status(last_analysis=inconclusive, timeline=[entry]))
+    assert "  no data for error_rate (no samples)" in text
+    assert "analysis inconclusive: too few requests" in text
+    assert "inconclusive: inconclusive" not in text and "  inconclusive: no data" not in text
+
+
+def test_status_json_is_pretty_for_scripts(client, capsys):
+    client.statuses = [status(canary_weight=25)]
+    assert cli.run_cli(["status", "r1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('{\n  "release_id": "release-gallery-2.0.0-abc123",\n') and '\n  "canary_weight": 25,\n' in out
+
+
+def test_start_gives_the_temporal_ui_a_summary_of_what_goes_where(client, capsys):
+    assert cli.run_cli(["start", "gallery", "2.0.0", "--id", "r1"]) == 0
+    assert client.summaries == ["release gallery 2.0.0 on local"]
+
+
+def test_summaries_of_a_revert_and_a_train():
+    revert = cli.build_revert(parse("revert", "gallery", "--reason", "broken", "--actor", "carol"))
+    assert terminal.workflow_summary(revert) == "revert gallery to the previous version on local"
+    train = TrainRequest.model_validate(
+        {"train": "spring", "releases": [{"service": "gallery", "version": "2.0.0"}, {"service": "api", "version": "1.1.0"}]}
+    )
+    assert terminal.workflow_summary(train) == "train spring on local: gallery 2.0.0, api 1.1.0"
+
+
+def test_served_shares_name_the_router_answering_for_no_version():
+    assert terminal.render_served({"1.0.0": 90, "2.0.0": 10}) == "1.0.0=90% 2.0.0=10%"
+    assert terminal.render_served({"router": 4}) == "no version (router answered)=100%"
+    assert terminal.render_served({}) == "no requests"

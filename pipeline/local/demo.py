@@ -54,6 +54,7 @@ from pipeline.local.webhook_sink import WebhookSink
 from pipeline.logging import configure_logging
 from pipeline.models import ApprovalReceipt, ReleaseResult, ReleaseStatus
 from pipeline.temporal import exit_process
+from pipeline.terminal import analysis_summary, render_hold, render_served
 
 SERVICE = "gallery"
 DEMO_POLICY = {
@@ -146,6 +147,7 @@ async def run_release(stack: Stack, load: LoadGenerator, release: DemoRelease) -
         id=f"release-{SERVICE}-{release.version}-{uuid.uuid4().hex[:6]}",
         task_queue=stack.task_queue,
         result_type=ReleaseResult,
+        static_summary=f"release {SERVICE} {release.version} on local",
     )
     say(f"started workflow {handle.id}")
     result = await follow(stack, handle, load)
@@ -222,12 +224,14 @@ def print_notification(notification: dict[str, Any]) -> None:
 
 
 def progress_line(status: ReleaseStatus, load: LoadGenerator) -> str:
-    served = load.served_since(time.monotonic() - 3)
-    total = sum(served.values()) or 1
-    shares = " ".join(f"{version}={count * 100 // total}%" for version, count in sorted(served.items()))
+    """Phase, traffic, a hold (why, until when), the last analysis, and which version
+    served the last 3 s of load at the router ("no version" when the router answered itself)."""
+    served = render_served(load.served_since(time.monotonic() - 3))
     bar = "#" * (status.canary_weight // 10) + "." * (10 - status.canary_weight // 10)
-    analysis = f" | analysis {status.last_analysis.verdict.value}: {status.last_analysis.summary}" if status.last_analysis else ""
-    return f"{status.phase.value:<20} [{bar}] {status.canary_weight:>3}% new{analysis} | served: {shares}"
+    hold = f" | held: {render_hold(status.hold)}" if status.hold else ""
+    last = status.last_analysis
+    analysis = f" | analysis {last.verdict.value}: {analysis_summary(last)}" if last else ""
+    return f"{status.phase.value:<20} [{bar}] {status.canary_weight:>3}% new{hold}{analysis} | served (last 3 s): {served}"
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -73,6 +73,7 @@ class Locking:
             args=[guard.holder, guard],
             id=lock_id(request.service),
             parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"release lock of {request.service} on {request.target}, held by {guard.holder}",
         )
 
     async def _release_lock(self) -> None:
