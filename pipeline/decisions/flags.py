@@ -117,8 +117,6 @@ def variant_problems(state: FlagState, variants: dict[str, Any] | None, on: str,
     ]
     if state.exists and variants is not None and variants != state.variants:
         problems.append(f"variants: {state.flag} already defines {state.variants}, not {variants}")
-    if state.exists and state.on_variant not in (None, on):
-        problems.append(f"on_variant: {state.flag} rolls out {state.on_variant!r}, not {on!r}")
     return problems
 
 
