@@ -40,7 +40,7 @@ from temporalio.client import (
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pipeline import train_cli
+from pipeline import dora, flags_cli, train_cli
 from pipeline.decisions.validation import InvalidRequest
 from pipeline.models import (
     ApprovalReceipt,
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan(commands)
     add_report(commands)
     train_cli.add_train(commands)
+    dora.add_dora(commands)
+    flags_cli.add_flags(commands)
     return parser
 
 

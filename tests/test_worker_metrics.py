@@ -5,10 +5,13 @@ FakeWorld (no target, router or metrics provider to deploy to here): what is und
 test is what the workflow reports, not what the activities touch.
 
 Also checks that every metric the Grafana dashboard (deploy/grafana/) queries is in
-the scrape, so the dashboard never graphs a name the worker does not export."""
+the scrape, so the dashboard never graphs a name the worker does not export, and that
+`releasectl dora` reads the module's releases back from Temporal. The tests build on
+each other's releases (one service), so they run in order."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -19,6 +22,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +35,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
-from pipeline import telemetry
+from pipeline import dora, telemetry
+from pipeline.cli_input import CliError, release_query
 from pipeline.models import Outcome
+from pipeline.temporal import TemporalSettings
 from tests.helpers.fakes import FAILING, HEALTHY, FakeWorld
 from tests.helpers.harness import start_dev_server
 from tests.helpers.local import free_port
@@ -147,7 +153,8 @@ def service() -> str:
 async def test_canary_weight_gauge_follows_the_traffic_and_a_promotion_is_counted(metered, service):
     client, scraper = metered.client, metered.scraper
     metered.world.canary_health = lambda weight: HEALTHY
-    handle = await start(client, service, "2.0.0")
+    committed = datetime.now(UTC) - timedelta(hours=1)
+    handle = await start(client, service, "2.0.0", commit_time=committed.isoformat())
     await approve_when_asked(handle, "canary")
 
     weight = telemetry.CANARY_WEIGHT
@@ -202,6 +209,32 @@ async def test_a_kill_switch_counts_as_its_own_cause(metered, service):
     assert value_of(after, "release_rollbacks_total", service=service, cause="kill_switch") == 1
     assert value_of(after, "release_rollbacks_total", service=service, cause="breach") == 1
     assert value_of(after, "release_breach_to_stable_seconds_count", service=service) == 2
+
+
+async def test_dora_reads_these_releases_from_temporal(metered, service, capsys):
+    client = metered.client
+    settings = TemporalSettings(address=client.service_client.config.target_host, namespace=client.namespace)
+    ended = f'{release_query(service, running=False)} AND ExecutionStatus="Completed"'
+    async with asyncio.timeout(30):  # visibility follows the releases' ends closely, not at once
+        while (await client.count_workflows(ended)).count < 3:
+            await asyncio.sleep(0.2)
+
+    assert await dora.dora_command(dora_args(service=service, since="1h", json=True), settings) == 0
+    figures = json.loads(capsys.readouterr().out)["all"]
+    assert (figures["releases"], figures["deployments"], figures["change_failure_rate"]) == (3, 1, 0.0)
+    assert (figures["rollbacks_before_promotion"], figures["incidents_prevented"]) == (2, 1)
+    assert figures["time_to_restore"]["count"] == 1 and figures["time_to_restore"]["max_seconds"] < 30
+    assert figures["lead_time"]["count"] == 1 and 3600 < figures["lead_time"]["median_seconds"] < 3600 + 120
+
+    with pytest.raises(CliError, match="unknown service 'nobody-here': Temporal has no release of it"):
+        await dora.dora_command(dora_args(service="nobody-here"), settings)
+    just_now = datetime.now(UTC).isoformat()
+    with pytest.raises(CliError, match=f"no release of {service} ended since"):
+        await dora.dora_command(dora_args(service=service, since=just_now), settings)
+
+
+def dora_args(**given: Any) -> argparse.Namespace:
+    return argparse.Namespace(**{"service": None, "since": "30d", "json": False, "prometheus": False, **given})
 
 
 async def test_every_metric_the_dashboard_queries_is_exported(metered, service):
