@@ -11,6 +11,7 @@ about half of the runs of a three-member train) and runs the timers in real time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -181,3 +182,26 @@ async def test_a_bad_train_fails_at_once_naming_the_problem_and_starts_nothing(w
         await handle.result()
     assert named in str(failure.value.cause)
     assert world.calls == [] and world.events == []
+
+
+async def test_a_worker_lost_mid_train_is_replaced_and_each_members_steps_happen_once(dev_server, depart):
+    """The worker goes away while one layer of the train is promoted and the next is
+    still to come; a new worker (a fresh workflow cache: it replays every history)
+    finishes the train, and no member's deploy, promotion or retirement happens twice."""
+    world = TrainWorld()
+    first = Worker(dev_server.client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=world.activities())
+    lost = asyncio.create_task(first.run())
+    handle = await depart([member("shoot"), member("upload"), member("gallery", "shoot", "upload")])
+    status = await until(handle, lambda s: any(m.state == "promoted" for m in s.members))
+    lost.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lost
+    assert status.outcome is None and status.members[2].state == "waiting", "lost mid-train"
+
+    async with Worker(dev_server.client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=world.activities()):
+        result = await asyncio.wait_for(handle.result(), 60)
+
+    assert result.outcome is Outcome.PROMOTED, result.reason
+    for step in ("deploy", "promote", "retire"):
+        done = [event for event in world.events if event[0] == step]
+        assert sorted(done) == sorted(set(done)) and len(done) == 3, (step, world.events)
