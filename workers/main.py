@@ -22,6 +22,7 @@ import workflows
 from pipeline.gates import BUILT_IN_SOURCE, GatesConfigError, load_gates_config
 from pipeline.logging import configure_logging
 from pipeline.telemetry import MetricsConfigError, serve_metrics_from_env
+from pipeline.tracing import with_tracing
 from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes, exit_process
 
 log = structlog.get_logger("pipeline.worker")
@@ -106,10 +107,13 @@ async def run(settings: TemporalSettings) -> None:
             log.info("registered search attributes", names=added)
     except RPCError as error:
         log.warning("could not check search attributes; register them as the README says", error=error.message)
+    client, traces = with_tracing(client)  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans of every release
     worker = build_worker(client, settings.task_queue)
     log.info("worker started", address=settings.address, namespace=settings.namespace, task_queue=settings.task_queue)
     async with worker:
         await stop.wait()
+    if traces is not None:
+        traces.shutdown()  # the last spans are sent, not lost with the process
     log.info("worker stopped")
 
 
