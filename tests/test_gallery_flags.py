@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.gallery.flags import (
+    BULK_FLAG,
     FAULTS_VARIABLE,
     FLAGS_FILE_VARIABLE,
     FLAGS_VARIABLE,
@@ -36,12 +37,12 @@ from pipeline.models.flags import FlagComparison
 from tests.helpers.local import free_port
 from tests.test_gallery_store import wait_ready
 
-FAULTY = "bulk-download"
+FAULTY = "photo-filters"
 
 
-def test_the_layout_flag_is_always_evaluated_and_named_flags_once_each():
-    assert flags_evaluated({}) == (LAYOUT_FLAG,)
-    assert flags_evaluated({FLAGS_VARIABLE: f" {FAULTY}, {LAYOUT_FLAG},,x"}) == (LAYOUT_FLAG, FAULTY, "x")
+def test_the_flags_the_code_knows_are_always_evaluated_and_named_flags_once_each():
+    assert flags_evaluated({}) == (LAYOUT_FLAG, BULK_FLAG)
+    assert flags_evaluated({FLAGS_VARIABLE: f" {FAULTY}, {LAYOUT_FLAG},,x"}) == (LAYOUT_FLAG, BULK_FLAG, FAULTY, "x")
 
 
 def test_flag_faults_are_flag_variant_rates_clamped():
@@ -130,7 +131,7 @@ def wait_for(condition, timeout: float = 5.0) -> None:
 
 def test_without_a_flags_file_every_flag_serves_off_until_one_appears(gallery):
     client, flags_file, _ = gallery
-    assert variants(client, "u1") == {LAYOUT_FLAG: "off", FAULTY: "off"}
+    assert variants(client, "u1") == {LAYOUT_FLAG: "off", BULK_FLAG: "off", FAULTY: "off"}
     write_flags(flags_file, {LAYOUT_FLAG: flag(100)})
     wait_for(lambda: variants(client, "u1")[LAYOUT_FLAG] == "on")
 
@@ -199,6 +200,6 @@ def test_a_flag_analysis_reads_the_on_variant_as_canary_and_the_off_variant_as_s
     query = MetricsQuery(metrics=[Metric.ERROR_RATE], flag=FlagComparison(flag=FAULTY, on_variant="v2", off_variant="v1"))
     canary, stable = (render(query.template(Metric.ERROR_RATE), query.placeholders("shop", track, "9s"))
                       for track in ("canary", "stable"))
-    assert 'service="shop",flag="bulk-download",variant="v2",code=~"5.."' in canary and "[9s]" in canary
+    assert 'service="shop",flag="photo-filters",variant="v2",code=~"5.."' in canary and "[9s]" in canary
     assert 'variant="v1"' in stable and "traefik" not in stable
     assert MetricsQuery(metrics=[]).template(REQUESTS).startswith("sum(increase(traefik_service_requests_total")

@@ -14,10 +14,12 @@ e.g. beta-photographer). The reply names the variant of each flag in X-Flag-Vari
 status code (with its latency) in Prometheus metrics on /metrics: the analysis compares
 the users with a flag on against those with it off.
 
-The gallery evaluates the flags its code knows, LAYOUT_FLAG (the new grid layout of
-the gallery page) and the ones named in GALLERY_FLAGS. To demonstrate a faulty
-feature, GALLERY_FLAG_FAULTS=`flag.variant=rate,...` makes that share of the requests
-served with that variant fail with 500, like GALLERY_ERROR_RATE does for a version.
+The gallery evaluates the flags its code knows, and those named in GALLERY_FLAGS:
+LAYOUT_FLAG, the new grid layout of the gallery page, and BULK_FLAG, bulk download
+links, whose first implementation is deliberately broken: with it on, 30% of the
+requests fail with 500 (the demo's faulty feature). GALLERY_FLAG_FAULTS=
+`flag.variant=rate,...` sets such shares for any flag's variant, like GALLERY_ERROR_RATE
+does for a version (`bulk-download.on=0` fixes it).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ FLAGS_FILE_VARIABLE = "FLAGD_FILE"
 FLAGS_VARIABLE = "GALLERY_FLAGS"
 FAULTS_VARIABLE = "GALLERY_FLAG_FAULTS"
 LAYOUT_FLAG = "new-gallery-layout"
+BULK_FLAG = "bulk-download"
+BUILT_IN_FAULTS = {(BULK_FLAG, "on"): 0.3}
 USER_HEADER = "X-User-Id"
 SEGMENT_HEADER = "X-User-Type"
 VARIANT_HEADER = "X-Flag-Variant"
@@ -55,9 +59,9 @@ log = logging.getLogger("gallery.flags")
 
 
 def flags_evaluated(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """LAYOUT_FLAG and the flags named in GALLERY_FLAGS, each once, in order."""
+    """The flags the code knows and those named in GALLERY_FLAGS, each once, in order."""
     named = [name.strip() for name in environ.get(FLAGS_VARIABLE, "").split(",") if name.strip()]
-    return tuple(dict.fromkeys([LAYOUT_FLAG, *named]))
+    return tuple(dict.fromkeys([LAYOUT_FLAG, BULK_FLAG, *named]))
 
 
 def parse_flag_faults(text: str) -> dict[tuple[str, str], float]:
@@ -138,7 +142,7 @@ class GalleryFlags:
         return cls(
             client=open_flags_file(path, domain) if path else None,
             flags=flags_evaluated(environ),
-            faults=parse_flag_faults(environ.get(FAULTS_VARIABLE, "")),
+            faults={**BUILT_IN_FAULTS, **parse_flag_faults(environ.get(FAULTS_VARIABLE, ""))},
         )
 
     def evaluate(self, user: str | None, segment: str | None) -> dict[str, str]:
