@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 ADDRESS_ENV = "WORKER_METRICS_ADDRESS"
@@ -37,7 +37,8 @@ CHECKS = "release_analysis_checks"
 verdict in each analysis; kind is threshold or baseline."""
 ROLLBACKS = "release_rollbacks"
 """Counter (release_rollbacks_total){service, cause}: rollbacks by cause (breach, analysis,
-kill_switch, reject, cancel, expiry, bake, failure)."""
+kill_switch, reject, cancel, expiry, bake, failure; orphaned: by the service's lock, for
+a release that died holding it)."""
 TIME_TO_STABLE = "release_breach_to_stable_seconds"
 """Histogram{service}: from the stop (the analysis that breached, the kill switch
 order, or the rollback's start) until no traffic reaches the new version."""
@@ -98,6 +99,12 @@ def serve_metrics_from_env() -> str | None:
     if address is not None:
         serve_metrics(address)
     return address
+
+
+def count_orphaned_rollback(service: str) -> None:
+    """From a service's lock workflow: its holder died holding it (terminated, timed out,
+    failed in its rollback) and the lock rolled the service back in its place."""
+    workflow.metric_meter().create_counter(ROLLBACKS).add(1, {"service": service, "cause": "orphaned"})
 
 
 def count_metric_read(provider: str | None, ok: bool) -> None:

@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from pipeline import dora, telemetry
 from pipeline.cli_input import CliError, release_query
@@ -45,6 +45,7 @@ from tests.helpers.local import free_port
 from tests.helpers.real_stack import FAST_POLICY
 from workers.main import workflow_runner
 from workflows import ALL as WORKFLOWS
+from workflows import lock as lock_module
 from workflows.release import ReleaseWorkflow
 
 pytestmark = pytest.mark.integration
@@ -209,6 +210,27 @@ async def test_a_kill_switch_counts_as_its_own_cause(metered, service):
     assert value_of(after, "release_rollbacks_total", service=service, cause="kill_switch") == 1
     assert value_of(after, "release_rollbacks_total", service=service, cause="breach") == 1
     assert value_of(after, "release_breach_to_stable_seconds_count", service=service) == 2
+
+
+async def test_a_release_that_dies_holding_its_lock_counts_as_an_orphaned_rollback(metered, monkeypatch):
+    """Its lock rolls the service back; unsandboxed so that the lock checks every second."""
+    monkeypatch.setattr(lock_module, "HOLDER_CHECK_SECONDS", 1)
+    client, scraper, queue = metered.client, metered.scraper, f"orphans-{uuid.uuid4().hex[:6]}"
+    orphan = f"orphan-{uuid.uuid4().hex[:6]}"
+    metered.world.canary_health = lambda weight: HEALTHY
+    async with Worker(
+        client, task_queue=queue, workflows=WORKFLOWS, activities=metered.world.activities(),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            ReleaseWorkflow.run, {"service": orphan, "version": "2.0.0", "policy": {**POLICY, "required_approvals": []}},
+            id=f"release-{orphan}", task_queue=queue,
+        )
+        await scraper.until(lambda s: value_of(s, telemetry.CANARY_WEIGHT, service=orphan) == 20)
+        await handle.terminate("operator ended it by hand")
+        after = await scraper.until(lambda s: value_of(s, "release_rollbacks_total", service=orphan, cause="orphaned") == 1)
+
+    assert value_of(after, "release_ended_total", service=orphan) == 0  # it never ended: it was terminated
 
 
 async def test_dora_reads_these_releases_from_temporal(metered, service, capsys):

@@ -25,6 +25,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities import release_state, set_traffic, stop_version
     from pipeline.models import LockGuard, ServiceRef, Slot, SlotRequest, TrafficRequest
+    from pipeline.telemetry import count_orphaned_rollback
 
 HOLDER_CHECK_SECONDS = 60
 CONTINUE_AFTER_CHECKS = 500
@@ -87,5 +88,6 @@ class ServiceLockWorkflow:
             set_traffic, TrafficRequest(ref=ref, canary_weight=0, segments_to_canary=False, sequence=2**31),
             summary="all traffic to stable", **options,
         )
+        count_orphaned_rollback(guard.service)
         for slot in (Slot.CANARY, Slot.STAGING):
             await workflow.execute_activity(stop_version, SlotRequest(ref=ref, slot=slot), summary=f"stop {slot.value}", **options)

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
 
 APPROVAL_STAGE = {Phase.CANARY_APPROVAL: Stage.CANARY, Phase.PRODUCTION_APPROVAL: Stage.PRODUCTION}
 CANCELLED = "release cancelled"
-CAUSES = ("breach", "analysis", "kill_switch", "reject", "cancel", "expiry", "bake", "failure")
+CAUSES = ("breach", "analysis", "kill_switch", "reject", "cancel", "expiry", "bake", "failure", "orphaned")
 GATES = get_args(GateHold.model_fields["gate"].annotation)
 
 
