@@ -24,11 +24,20 @@ from temporalio.worker import Worker
 from activities import apply_flag_stage, kill_flag, load_gates, read_flag_state
 from pipeline.flags.changes import apply_stage, kill, read_flag
 from pipeline.flags.local_file import LocalFileStore, flags_file
-from pipeline.models import Observation, ObserveRequest, VersionMetrics
+from pipeline.models import Observation, ObserveRequest, Outcome, VersionMetrics
 from pipeline.models.flag_rollout import FeatureRolloutStatus
-from pipeline.models.flags import FlagKillRequest, FlagOutcome, FlagRef, FlagSetting, FlagStageRequest, Serving
-from tests.helpers.fakes import FAILING, HEALTHY, NO_TRAFFIC
+from pipeline.models.flags import (
+    FlagKillRequest,
+    FlagOutcome,
+    FlagRef,
+    FlagSetting,
+    FlagStageRequest,
+    Serving,
+)
+from tests.helpers.fakes import FAILING, HEALTHY, NO_TRAFFIC, FakeWorld
+from workflows import ALL as WORKFLOWS
 from workflows.flags import FeatureRolloutWorkflow
+from workflows.release import ReleaseWorkflow
 
 TASK_QUEUE = "flags-test"
 FLAG = "new-gallery-layout"
@@ -239,3 +248,63 @@ async def test_an_unknown_flag_without_variants_fails_naming_it(start, store):
     result = await (await start(variants=None)).result()
     assert result.outcome is FlagOutcome.FAILED and "flag: 'new-gallery-layout' is not defined" in result.reason
     assert not store.path.exists()
+
+
+# --- flags shipped by a release (workflows/release/flags.py) --------------------------------
+
+
+@pytest.fixture
+async def release_world(time_skipping_env: WorkflowEnvironment, store: LocalFileStore) -> AsyncIterator[FakeWorld]:
+    """A release's world (FakeWorld) with the real flag activities, kill_flag's calls recorded in order."""
+    world = FakeWorld()
+
+    @activity.defn(name="kill_flag")
+    async def recorded_kill_flag(request: FlagKillRequest):
+        world.calls.append(("kill_flag", request.ref.flag))
+        return await kill_flag(request)
+
+    async with Worker(time_skipping_env.client, task_queue=TASK_QUEUE, workflows=WORKFLOWS,
+                      activities=[*world.activities(), read_flag_state, apply_flag_stage, recorded_kill_flag]):
+        yield world
+
+
+async def start_release(env: WorkflowEnvironment, **changes: Any) -> WorkflowHandle:
+    request = {"service": f"gallery-{uuid.uuid4().hex[:6]}", "version": "2.0.0", "target": "local",
+               "policy": {"required_approvals": [], "bake_seconds": 0},
+               "flags": [{"flag": FLAG, "variants": {"on": True, "off": False}, "required_approvals": []}], **changes}
+    return await env.client.start_workflow(ReleaseWorkflow.run, request, id=f"release-{uuid.uuid4().hex[:8]}",
+                                           task_queue=TASK_QUEUE)
+
+
+async def test_a_release_starts_its_flags_rollout_after_promotion(time_skipping_env, store, release_world):
+    handle = await start_release(time_skipping_env)
+    assert (await handle.result()).outcome is Outcome.PROMOTED
+    rollout = time_skipping_env.client.get_workflow_handle(f"{handle.id}-flag-{FLAG}")
+    # polled: the test server's long poll for a result ends without one for a workflow its client did not start
+    final = await until(time_skipping_env, rollout, lambda s: s.outcome is not None, within=60)
+    assert final.outcome is FlagOutcome.ENABLED
+    changes = await store.history(FLAG)
+    assert changes[0].action == "define" and changes[0].after == FlagSetting()  # dark first
+    assert {change.release_id for change in changes} == {handle.id}
+
+
+async def test_a_release_rollback_turns_its_flags_off_before_moving_traffic(time_skipping_env, store, release_world):
+    await apply_stage(store, FlagStageRequest(ref=FlagRef(flag=FLAG), variants={"on": True, "off": False},
+                                              setting=FlagSetting(percentage=50), actor="x", rollout_id="old"), "t")
+    release_world.canary_health = lambda weight: FAILING
+    handle = await start_release(time_skipping_env)
+    result = await handle.result()
+    assert result.outcome is Outcome.ROLLED_BACK
+    order = [name for name, _ in release_world.calls if name in ("kill_flag", "set_traffic")]
+    assert order == ["set_traffic", "kill_flag", "set_traffic"]  # canary on, flags off, traffic back
+    last = (await store.history(FLAG))[-1]
+    assert (last.action, last.actor, last.release_id) == ("kill", f"release {handle.id}", handle.id)
+    assert (await read_flag(store, FLAG)).serving is Serving.OFF
+
+
+async def test_a_release_names_a_bad_shipped_flag_and_changes_nothing(time_skipping_env, store, release_world):
+    handle = await start_release(time_skipping_env, flags=[{"flag": FLAG, "steps": [{"percentage": 101}]}])
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "flags[0].steps.0.percentage" in str(failure.value.cause)
+    assert not store.path.exists() and release_world.calls == []

@@ -15,7 +15,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
-from pipeline.decisions.validation import _parse
+from pipeline.decisions.validation import InvalidRequest, _parse
 from pipeline.models.flags import FeatureRolloutRequest, FlagSetting, FlagStageRequest, FlagState
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "flags" / "schema"
@@ -141,3 +141,20 @@ def setting_problems(setting: FlagSetting) -> list[str]:
 def parse_rollout(raw: Any) -> FeatureRolloutRequest:
     """Workflow input -> FeatureRolloutRequest, or InvalidRequest naming every bad field."""
     return _parse(raw, FeatureRolloutRequest, "feature rollout request")
+
+
+def shipped_rollouts(flags: list[dict[str, Any]], service: str, target: str) -> list[FeatureRolloutRequest]:
+    """The rollouts of the flags a release ships dark (`ReleaseRequest.flags`): each a
+    FeatureRolloutRequest whose `service` and `target` default to the release's. Raises
+    InvalidRequest naming `flags[i].field`."""
+    rollouts, problems = [], []
+    for index, raw in enumerate(flags):
+        try:
+            rollouts.append(parse_rollout({"service": service, "target": target, **raw}))
+        except InvalidRequest as invalid:
+            problems += [f"flags[{index}].{problem}" for problem in invalid.problems]
+    names = [rollout.flag for rollout in rollouts]
+    problems += [f"flags: {name!r} is listed twice" for name in sorted({n for n in names if names.count(n) > 1})]
+    if problems:
+        raise InvalidRequest(problems, "release request")
+    return rollouts

@@ -296,6 +296,10 @@ class ReleaseRequest(Input):
     """After the bake, keep the previous version warm instead of retiring it: a release
     train sets it on its members and retires (or reverts to) the previous versions when
     the train ends."""
+    flags: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
+    """Feature flags the release ships dark: each a FeatureRolloutRequest (pipeline/models/flags.py)
+    whose `service` and `target` default to the release's, rolled out as a child workflow
+    after promotion and turned off first by a rollback (workflows/release/flags.py)."""
     commit_time: str | None = Field(None, max_length=64)
     """When the change was committed (ISO 8601 with a time zone): `releasectl dora`
     measures lead time from it to promotion. Only read after the release, never by it."""
@@ -338,6 +342,16 @@ class ReleaseRequest(Input):
         )
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _flags_are_rollouts(self) -> ReleaseRequest:
+        from pipeline.decisions.flags import InvalidRequest, shipped_rollouts  # the flag models import this module
+
+        try:
+            shipped_rollouts(self.flags, self.service, self.target)
+        except InvalidRequest as invalid:
+            raise ValueError("; ".join(invalid.problems)) from None
         return self
 
     @field_validator("env")

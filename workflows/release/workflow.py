@@ -59,6 +59,7 @@ from workflows.release.approvals import Approvals
 from workflows.release.bake import BAKE_PATCH, Baking
 from workflows.release.calls import ActivityCalls
 from workflows.release.continuation import ContinuingAsNew
+from workflows.release.flags import ShippedFlags
 from workflows.release.gates import Gates
 from workflows.release.locking import Locking
 from workflows.release.membership import Membership
@@ -101,6 +102,7 @@ class ReleaseWorkflow(
     Telemetry,
     Timeline,
     Waiting,
+    ShippedFlags,
     ActivityCalls,
 ):
     """The spine: state, handlers and the phases in ADR order. Each base class is one
@@ -155,8 +157,10 @@ class ReleaseWorkflow(
                 await self._approval(Stage.PRODUCTION)
                 await self._progressive_shift()
                 await self._finalize()
+            await self._start_flag_rollouts()
             return self._finish(Outcome.PROMOTED, f"{self._request.version} is stable with all traffic")
         except ReleaseStopped as stop:
+            await self._turn_flags_off(stop.reason)
             await self._roll_back(stop.reason, stop.breach)
             return self._finish(stop.outcome, stop.reason, stop.breach)
         except asyncio.CancelledError:
