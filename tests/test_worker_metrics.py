@@ -5,7 +5,8 @@ FakeWorld (no target, router or metrics provider to deploy to here): what is und
 test is what the workflow reports, not what the activities touch.
 
 Also checks that every metric the Grafana dashboard (deploy/grafana/) queries is in
-the scrape, so the dashboard never graphs a name the worker does not export, and that
+the scrape, so the dashboard never graphs a name the worker does not export; that a
+real Prometheus scraping the worker runs every query and alert rule; and that
 `releasectl dora` reads the module's releases back from Temporal. The tests build on
 each other's releases (one service), so they run in order."""
 
@@ -15,12 +16,11 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
@@ -37,12 +36,22 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from pipeline import dora, telemetry
 from pipeline.cli_input import CliError, release_query
+from pipeline.local.prometheus import find_prometheus
 from pipeline.models import Outcome
 from pipeline.temporal import TemporalSettings
 from tests.helpers.fakes import FAILING, HEALTHY, FakeWorld
 from tests.helpers.harness import start_dev_server
 from tests.helpers.local import free_port
 from tests.helpers.real_stack import FAST_POLICY
+from tests.helpers.scrape import (
+    PrometheusServer,
+    Scraper,
+    as_prometheus_runs_it,
+    dashboard_expressions,
+    dashboard_metrics,
+    promql_metrics,
+    value_of,
+)
 from workers.main import workflow_runner
 from workflows import ALL as WORKFLOWS
 from workflows import lock as lock_module
@@ -61,45 +70,6 @@ POLICY = {
     "bake_seconds": 1,
     "test_suites": ["unit"],
 }
-Samples = dict[tuple[str, frozenset], float]
-
-
-class Scraper:
-    def __init__(self, address: str):
-        self.url = f"http://{address}/metrics"
-
-    async def scrape(self) -> Samples:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(self.url, timeout=5)
-        response.raise_for_status()
-        return {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples
-        }
-
-    async def value(self, name: str, **labels: str) -> float | None:
-        return value_of(await self.scrape(), name, **labels)
-
-    async def until(self, condition: Callable[[Samples], bool], within: float = 30) -> Samples:
-        samples: Samples = {}
-        try:
-            async with asyncio.timeout(within):
-                while not condition(samples := await self.scrape()):
-                    await asyncio.sleep(0.2)
-        except TimeoutError:
-            pytest.fail(f"scrape condition not met within {within}s; release_ samples: {release_samples(samples)}")
-        return samples
-
-
-def value_of(samples: Samples, name: str, **labels: str) -> float | None:
-    """The sum over every series of `name` whose labels include `labels` (None: no such series)."""
-    found = [value for (sample, have), value in samples.items() if sample == name and set(labels.items()) <= have]
-    return sum(found) if found else None
-
-
-def release_samples(samples: Samples) -> list[str]:
-    return sorted(f"{name}{dict(labels)}={value}" for (name, labels), value in samples.items() if name.startswith("release_"))
 
 
 @dataclass
@@ -268,27 +238,20 @@ async def test_every_metric_the_dashboard_queries_is_exported(metered, service):
     assert queried - exported == set(), f"not exported: {sorted(queried - exported)}"
 
 
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"}
-
-
-def promql_metrics(expression: str) -> set[str]:
-    """Metric names in a PromQL expression: label matchers, ranges, strings and
-    dashboard variables removed, what remains is a function (followed by `(`), a
-    keyword, a grouping's labels, or a metric."""
-    text = re.sub(r'"[^"]*"', "", expression)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = re.sub(r"\$\{?\w+\}?", " ", text)
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    names = re.findall(r"(?<![\w.])([a-zA-Z_:][\w:]*)\b(?!\s*\()", text)
-    return {name for name in names if name not in PROMQL_WORDS and not re.fullmatch(r"[0-9.e+-]+", name)}
-
-
-def dashboard_metrics(dashboard: dict) -> set[str]:
-    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
-    variables = [variable["query"]["query"] for variable in dashboard["templating"]["list"] if variable["type"] == "query"]
-    expressions += [re.sub(r"label_values\((\w+),\s*\w+\)", r"\1", variable) for variable in variables]
-    return set().union(*(promql_metrics(expression) for expression in expressions))
+@pytest.mark.skipif(find_prometheus() is None, reason="no prometheus binary (apt-get install -y prometheus)")
+async def test_a_real_prometheus_runs_every_dashboard_query_and_alert_rule(metered, service, tmp_path):
+    rules = DASHBOARD.with_name("release-pipeline-alerts.yml")
+    async with PrometheusServer(tmp_path, metered.scraper.address, [rules]) as prometheus:
+        weights = await prometheus.until(f'release_canary_weight_percent{{service="{service}"}}')
+        assert weights[0]["value"][1] == "0"  # the last release was killed: all traffic on stable
+        for expression in dashboard_expressions(json.loads(DASHBOARD.read_text())):
+            answer = await prometheus.api("query", query=as_prometheus_runs_it(expression))
+            assert answer["status"] == "success", (expression, answer)
+        async with asyncio.timeout(30):  # every rule evaluated at least once
+            while not (evaluated := [r for g in (await prometheus.api("rules"))["data"]["groups"] for r in g["rules"]]) \
+                    or any(rule.get("lastEvaluation", "").startswith("0001") for rule in evaluated):
+                await asyncio.sleep(0.2)
+    assert len(evaluated) == 5 and {rule["health"] for rule in evaluated} == {"ok"}, evaluated
 
 
 def test_promql_metric_names_are_read_from_expressions():
