@@ -5,6 +5,7 @@ server the report of a release with no worker at all says it is running."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -15,12 +16,16 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from pipeline import cli
 from pipeline.cli_input import CliError
 from pipeline.report import report_of
 from pipeline.report.command import render
 from pipeline.report.html import render_html
+from tests.helpers.fakes import FakeWorld
+from workflows import ALL as WORKFLOWS
+from workflows.release import continuation
 
 HISTORIES = Path(__file__).parent / "histories"
 CHROMIUM = "/usr/bin/chromium"
@@ -212,3 +217,39 @@ async def test_report_of_a_release_with_no_worker_and_of_an_unknown_id(dev_serve
 
     with pytest.raises(CliError, match="no workflow with id release-nobody in namespace default"):
         await run_releasectl(monkeypatch, address, "report", "release-nobody")
+
+
+async def test_report_of_a_release_that_continued_as_new_covers_every_run(dev_server, monkeypatch, tmp_path):
+    """Continue-as-new lowered to 60 events, as tests/test_safety.py does, so a short
+    release crosses it; the report follows the runs back to the first."""
+    monkeypatch.setattr(continuation, "CONTINUE_AS_NEW_EVENTS", 60)
+    client, queue = dev_server.client, f"report-{uuid.uuid4().hex[:6]}"
+    release_id = f"release-report-{uuid.uuid4().hex[:6]}"
+    policy = {
+        "analysis_interval_seconds": 1,
+        "canary_duration_seconds": 3,
+        "steps": [50, 100],
+        "step_interval_seconds": 2,
+        "required_approvals": [],
+        "bake_seconds": 2,
+        "retire_delay_seconds": 1,
+    }
+    request = {"service": f"gallery-{uuid.uuid4().hex[:6]}", "version": "2.0.0", "target": "local", "policy": policy}
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=FakeWorld().activities(),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow("ReleaseWorkflow", request, id=release_id, task_queue=queue)
+        async with asyncio.timeout(120):
+            await handle.result()
+
+    output = tmp_path / "report.json"
+    address = client.service_client.config.target_host
+    assert await run_releasectl(monkeypatch, address, "report", release_id, "--format", "json", "-o", str(output)) == 0
+    report = json.loads(output.read_text())
+    assert report["runs"] >= 2 and report["outcome"] == "promoted"
+    assert report["phases"][1]["phase"] == "staging"  # from the first run
+    assert [point["weight"] for point in report["traffic"]][1:4] == [10, 50, 100]

@@ -25,6 +25,9 @@ def render_html(report: ReleaseReport) -> str:
     return html(report)
 
 
+MAX_RUNS = 100
+"""Runs followed back: a release continues as new every 8,000 events."""
+
 RENDERERS: dict[str, Callable[[ReleaseReport], str]] = {
     "html": render_html,
     "md": render_markdown,
@@ -48,11 +51,24 @@ async def fetch(settings: TemporalSettings, release_id: str) -> WorkflowHistory:
     except RuntimeError as error:
         raise CliError(f"cannot reach Temporal at {settings.address}: {error}") from None
     try:
-        return await client.get_workflow_handle(release_id).fetch_history()
+        return await whole_history(client, release_id)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise CliError(f"no workflow with id {release_id} in namespace {settings.namespace}") from None
         raise
+
+
+async def whole_history(client: Client, workflow_id: str) -> WorkflowHistory:
+    """The latest run's history, preceded by the runs it continued (a long release
+    continues as new), so the report covers the release from its start."""
+    events = list((await client.get_workflow_handle(workflow_id).fetch_history()).events)
+    for _ in range(MAX_RUNS):
+        previous = events[0].workflow_execution_started_event_attributes.continued_execution_run_id if events else ""
+        if not previous:
+            break
+        earlier = await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history()
+        events = [*earlier.events, *events]
+    return WorkflowHistory(workflow_id, events)
 
 
 async def report_command(args: argparse.Namespace, settings: TemporalSettings) -> int:

@@ -90,6 +90,8 @@ class ReleaseHistory:
     timers: list[Timer] = field(default_factory=list)
     attributes: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
     last_event_at: datetime | None = None
+    runs: int = 1
+    """A release whose history grew long continued as new: its runs' events, oldest first."""
 
 
 def decode(payloads: Payloads) -> list[Any]:
@@ -162,6 +164,10 @@ class _Reader:
 
     def _started(self, event: HistoryEvent) -> None:
         attributes = event.workflow_execution_started_event_attributes
+        if self.release is not None:  # the next run of a release that continued as new
+            self.release.runs += 1
+            self.release.state, self.release.ended_at = "running", None
+            return
         if attributes.workflow_type.name != RELEASE_WORKFLOW:
             raise NotARelease(f"a {attributes.workflow_type.name}, not a {RELEASE_WORKFLOW}")
         self.release = ReleaseHistory(

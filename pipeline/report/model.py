@@ -97,6 +97,7 @@ class ReleaseReport(BaseModel):
     stable_version: str | None = None
     breach: MetricCheck | None = None
     problem: str | None = None
+    runs: int = 1
     """Why the request itself could not be read (an invalid request's release)."""
     phases: list[PhaseEntry] = Field(default_factory=list)
     traffic: list[TrafficPoint] = Field(default_factory=list)
@@ -129,6 +130,7 @@ def build_report(history: ReleaseHistory) -> ReleaseReport:
         stable_version=result.stable_version if result else None,
         breach=result.breach if result else None,
         problem=problem,
+        runs=history.runs,
         phases=phases(history),
         traffic=traffic(history),
         holds=holds(history),

@@ -70,14 +70,15 @@ def metric_plots(analyses: list[Analysis]) -> dict[str, bytes]:
 def metric_plot(metric: str, analyses: list[Analysis]) -> bytes:
     with figure(height=2.4) as fig:
         axes = fig.add_subplot()
-        threshold = None
+        numbers, values, colors, threshold = [], [], [], None
         for number, analysis in enumerate(analyses, start=1):
             for check in analysis.checks:
-                if check.metric.value != metric:
-                    continue
-                threshold = check.threshold
-                color = {True: PASS_COLOR, False: FAIL_COLOR, None: NO_DATA_COLOR}[check.passed]
-                axes.scatter([number], [check.value if check.value is not None else 0], color=color, s=18, zorder=3)
+                if check.metric.value == metric:
+                    threshold = check.threshold
+                    numbers.append(number)
+                    values.append(check.value if check.value is not None else 0)
+                    colors.append({True: PASS_COLOR, False: FAIL_COLOR, None: NO_DATA_COLOR}[check.passed])
+        axes.scatter(numbers, values, c=colors, s=18, zorder=3)
         limit = threshold_value(threshold or "")
         if limit is not None:
             axes.axhline(limit, color=FAIL_COLOR, linestyle="--", linewidth=1, label=f"threshold {threshold}")

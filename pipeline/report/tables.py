@@ -38,7 +38,7 @@ def summary_rows(report: ReleaseReport) -> list[list[str]]:
         ["release", report.release_id],
         ["service", f"{report.service or '?'} {report.version or '?'} on {report.target or '?'}"],
         ["requested by", report.author or "-"],
-        ["workflow", state],
+        ["workflow", state + (f" ({report.runs} runs: it continued as new)" if report.runs > 1 else "")],
         ["outcome", report.outcome or ("not yet known" if report.running else "-")],
         ["reason", report.reason or "-"],
         ["started", when(report.started_at)],
