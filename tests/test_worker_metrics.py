@@ -203,6 +203,28 @@ async def test_a_release_that_dies_holding_its_lock_counts_as_an_orphaned_rollba
     assert value_of(after, "release_ended_total", service=orphan) == 0  # it never ended: it was terminated
 
 
+async def test_a_gate_hold_shows_while_it_holds_and_is_counted(metered, monkeypatch, tmp_path):
+    """A gates file broken mid-release holds production at the window gate until it is fixed."""
+    client, scraper, held = metered.client, metered.scraper, f"held-{uuid.uuid4().hex[:6]}"
+    gates_file = tmp_path / "gates.json"
+    gates_file.write_text("{}")
+    monkeypatch.setenv("PIPELINE_GATES_FILE", str(gates_file))  # the worker runs in-process
+    metered.world.canary_health = lambda weight: HEALTHY
+    policy = {"required_approvals": [], "live_activity_recheck_seconds": 1}
+    handle = await start(client, held, "2.0.0", policy={**POLICY, **policy})
+    await scraper.until(lambda s: value_of(s, telemetry.CANARY_WEIGHT, service=held) == 20)
+    gates_file.write_text("{not json")
+
+    holding = await scraper.until(lambda s: value_of(s, telemetry.GATE_HELD, service=held, gate="window") == 1)
+    assert value_of(holding, "release_gate_holds_total", service=held, gate="window") == 1
+    assert value_of(holding, telemetry.CANARY_WEIGHT, service=held) == 20
+    gates_file.write_text("{}")
+    assert (await asyncio.wait_for(handle.result(), 60)).outcome is Outcome.PROMOTED
+    after = await scraper.scrape()
+    assert value_of(after, telemetry.GATE_HELD, service=held, gate="window") == 0
+    assert value_of(after, "release_gate_holds_total", service=held, gate="live_activity") == 0
+
+
 async def test_dora_reads_these_releases_from_temporal(metered, service, capsys):
     client = metered.client
     settings = TemporalSettings(address=client.service_client.config.target_host, namespace=client.namespace)
