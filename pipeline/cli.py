@@ -6,6 +6,7 @@
   releasectl break-glass release-gallery-2.0.0-1a2b3c --actor olivia --reason "INC-42 hotfix"
   releasectl kill release-gallery-2.0.0-1a2b3c --reason "checkout errors" --actor bob
   releasectl list --service gallery --running
+  releasectl report release-gallery-2.0.0-1a2b3c -o report.html   (also --format md|json)
   releasectl train start spring-2027.json     (release trains: releasectl train --help)
 
 Temporal is reached as the worker reaches it (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,

@@ -93,11 +93,13 @@ def test_gated_release_shows_each_hold_why_and_until_when():
     assert live["gate"] == "live activity" and live["why"] == "2 active_uploads" and live["until"] is not None
     texts = [event["text"] for event in report["timeline"]]
     assert "held by deployment window: frozen: recording freeze until 00:53:44" in texts
-    assert any(text.startswith("update submit_break_glass received") for text in texts)
+    assert any(text.startswith("update submit_break_glass from ") for text in texts)
 
 
 def test_rejected_and_invalid_releases_say_who_and_what():
-    assert report_json("rejected.json")["reason"] == "rejected at canary by dave: no"
+    rejected = report_json("rejected.json")
+    assert rejected["reason"] == "rejected at canary by dave: no"
+    assert "signal reject from dave (stage canary): no" in [event["text"] for event in rejected["timeline"]]
     invalid = report_json("invalid_request.json")
     assert invalid["problem"].startswith("invalid release request: service: Field required")
     assert invalid["analyses"] == [] and invalid["timeline"][0]["text"].startswith(

@@ -352,8 +352,14 @@ def timeline(history: ReleaseHistory, report: ReleaseReport) -> list[Event]:
 
 
 def message_event(message: Message) -> Event:
-    sender = f" from {message.identity}" if message.identity else ""
-    return Event(at=message.at, kind=message.kind, text=f"{message.kind} {message.name} received{sender}")
+    """`signal reject from bob (stage production): no` -- who sent it by its own account
+    (the approver or actor it names), else the client's identity; and why."""
+    fields = message.payload[0] if len(message.payload) == 1 and isinstance(message.payload[0], dict) else {}
+    who = fields.get("approver") or fields.get("actor") or message.identity or "?"
+    stage = f" (stage {fields['stage']})" if fields.get("stage") else ""
+    why = fields.get("reason") or fields.get("comment")
+    text = f"{message.kind} {message.name} from {who}{stage}" + (f": {why}" if why else "")
+    return Event(at=message.at, kind=message.kind, text=text)
 
 
 def started_text(report: ReleaseReport) -> str:
