@@ -504,3 +504,13 @@ def test_served_shares_name_the_router_answering_for_no_version():
     assert terminal.render_served({"1.0.0": 90, "2.0.0": 10}) == "1.0.0=90% 2.0.0=10%"
     assert terminal.render_served({"router": 4}) == "no version (router answered)=100%"
     assert terminal.render_served({}) == "no requests"
+
+
+def test_demo_progress_line_shows_the_hold_and_the_router_answering_itself():
+    from pipeline.local import demo
+
+    load = SimpleNamespace(served_since=lambda since: {"router": 1, "1.0.0": 3})
+    hold = GateHold(gate="live_activity", change="route 10% to 2.0.0", reason="2 active_uploads")
+    line = demo.progress_line(status(hold=hold), load)
+    assert "| held: route 10% to 2.0.0: 2 active_uploads (live activity, re-checked until it clears) |" in line
+    assert line.endswith("| served (last 3 s): 1.0.0=75% no version (router answered)=25%")
