@@ -90,9 +90,12 @@ def test_gated_release_shows_each_hold_why_and_until_when():
     window, live = report["holds"]
     assert window["gate"] == "deployment window" and window["why"] == "frozen: recording freeze"
     assert window["until"].startswith("2026-11-28T00:53:44")
-    assert live["gate"] == "live activity" and live["why"] == "2 active_uploads" and live["until"] is not None
+    assert live["gate"] == "live activity" and live["why"] == "2 active_uploads" and live["until"] is None
+    assert live["cleared_at"] > live["at"]  # the next check found no uploads
     texts = [event["text"] for event in report["timeline"]]
-    assert "held by deployment window: frozen: recording freeze until 00:53:44" in texts
+    assert "held by deployment window: frozen: recording freeze until 2026-11-28 00:53:44" in texts
+    assert "held by live activity: 2 active_uploads (re-checked until it clears)" in texts
+    assert "live activity clear: the hold ends" in texts
     assert any(text.startswith("update submit_break_glass from ") for text in texts)
 
 

@@ -10,7 +10,7 @@ answers and the timers that followed them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -72,6 +72,8 @@ class HoldRecord(BaseModel):
     gate: str
     why: str
     until: datetime | None = None
+    """When the gate said it would open (a deployment window); None: re-checked until clear."""
+    cleared_at: datetime | None = None
 
 
 class IgnoredMessage(BaseModel):
@@ -175,25 +177,38 @@ def traffic(history: ReleaseHistory) -> list[TrafficPoint]:
 
 
 def holds(history: ReleaseHistory) -> list[HoldRecord]:
-    """Each time a production gate was not clear, why, and until when."""
-    found = []
+    """Each time a production gate held the release: why, until when if the gate said,
+    and when a later check found it clear (the checks of one hold are one record)."""
+    found: list[HoldRecord] = []
+    holding: dict[str, HoldRecord] = {}
     for call in history.activities:
-        if call.result is None or call.ended_at is None:
+        check = gate_check(call)
+        if check is None:
             continue
-        if call.name == "check_calendar" and not call.result["open"]:
-            opens = call.result.get("opens_at")
-            until = datetime.fromisoformat(opens) if opens else None
-            found.append(HoldRecord(at=call.ended_at, gate="deployment window", why=call.result["reason"], until=until))
-        elif call.name == "check_live_activity" and not call.result["clear"]:
-            until = next_timer_end(history, call.ended_at)
-            found.append(HoldRecord(at=call.ended_at, gate="live activity", why=call.result["detail"], until=until))
+        current = holding.pop(check.gate, None)
+        if current is not None and check.why == current.why:
+            holding[check.gate] = current
+            continue
+        if current is not None:
+            current.cleared_at = check.at
+        if check.why:
+            found.append(check)
+            holding[check.gate] = check
     return found
 
 
-def next_timer_end(history: ReleaseHistory, after: datetime) -> datetime | None:
-    for timer in history.timers:
-        if timer.at >= after:
-            return timer.at + timedelta(seconds=timer.seconds)
+def gate_check(call: ActivityCall) -> HoldRecord | None:
+    """A gate's answer as a hold (`why` empty when the gate was clear), or None."""
+    if call.result is None or call.ended_at is None:
+        return None
+    if call.name == "check_calendar":
+        opens = call.result.get("opens_at")
+        why = "" if call.result["open"] else call.result["reason"]
+        until = datetime.fromisoformat(opens) if opens and why else None
+        return HoldRecord(at=call.ended_at, gate="deployment window", why=why, until=until)
+    if call.name == "check_live_activity":
+        why = "" if call.result["clear"] else call.result["detail"]
+        return HoldRecord(at=call.ended_at, gate="live activity", why=why)
     return None
 
 
@@ -328,12 +343,7 @@ def timeline(history: ReleaseHistory, report: ReleaseReport) -> list[Event]:
         )
         for a in report.approvals
     ]
-    events += [
-        Event(
-            at=h.at, kind="hold", text=f"held by {h.gate}: {h.why}" + (f" until {h.until:%H:%M:%S}" if h.until else "")
-        )
-        for h in report.holds
-    ]
+    events += [event for hold in report.holds for event in hold_events(hold)]
     events += [message_event(message) for message in history.messages]
     events += [
         Event(at=i.at, kind="ignored", text=f"ignored {i.name} from {i.sender}: {i.why}") for i in report.ignored
@@ -349,6 +359,14 @@ def timeline(history: ReleaseHistory, report: ReleaseReport) -> list[Event]:
     if history.ended_at is not None:
         events.append(Event(at=history.ended_at, kind="end", text=ended_text(report)))
     return sorted(events, key=lambda event: event.at)
+
+
+def hold_events(hold: HoldRecord) -> list[Event]:
+    until = f" until {hold.until:%Y-%m-%d %H:%M:%S}" if hold.until else " (re-checked until it clears)"
+    events = [Event(at=hold.at, kind="hold", text=f"held by {hold.gate}: {hold.why}{until}")]
+    if hold.cleared_at is not None:
+        events.append(Event(at=hold.cleared_at, kind="hold", text=f"{hold.gate} clear: the hold ends"))
+    return events
 
 
 def message_event(message: Message) -> Event:

@@ -121,8 +121,8 @@ def tables(report: ReleaseReport) -> list[Table]:
         Table(
             "holds",
             "Holds",
-            ["time", "gate", "why", "until"],
-            [[when(h.at), h.gate, h.why, when(h.until)] for h in report.holds],
+            ["time", "gate", "why", "until (the gate's word)", "cleared"],
+            [[when(h.at), h.gate, h.why, when(h.until), when(h.cleared_at)] for h in report.holds],
             "never held by a gate",
         ),
         Table(
