@@ -18,7 +18,9 @@
 
 Then, with a local Prometheus, two feature-flag rollouts without a deploy
 (pipeline/local/demo_flags.py): a new gallery layout enabled step by step, and a
-faulty feature turned off at the first analysis that sees it.
+faulty feature turned off at the first analysis that sees it. Last, two release trains
+of shoot-service and the gallery (pipeline/local/demo_trains.py): one promoted, one whose
+failing gallery canary makes the train revert the already promoted shoot-service.
 
 Each run starts from an empty gallery database and file store, so it tells the same
 story. The worker runs with a gates file (the two-person rule for production, the
@@ -49,6 +51,7 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.database import DATABASES_FILE_VARIABLE, database_url
 from pipeline.local.demo_flags import run_flag_demo
+from pipeline.local.demo_trains import run_train_demo
 from pipeline.local.devstack import Stack, local_stack, set_live_activity
 from pipeline.local.env import LocalEnvironment
 from pipeline.local.loadgen import LoadGenerator, Served
@@ -270,6 +273,7 @@ async def run_demo(args: argparse.Namespace, local: LocalEnvironment, prometheus
         ):
             results = [await run_release(stack, load, release) for release in RELEASES]
             flags_ok = await run_flag_demo(stack, load, say, approve) if stack.prometheus else True
+            trains_ok = await run_train_demo(stack, load, say)
             say("summary: " + ", ".join(f"{r.version} {r.outcome.value}" for r in results))
             say(f"reads: {len(load.log)} sent, failed {failed_by_version(s for s in load.log if s.status != 200)}")
             say(f"uploads: {len(uploads.log)} sent, failed {failed_by_version(uploads.failed())}")
@@ -277,7 +281,7 @@ async def run_demo(args: argparse.Namespace, local: LocalEnvironment, prometheus
                 say("holding the stack (load keeps flowing) for exploration; Ctrl-C to stop everything")
                 await asyncio.Event().wait()
     say("stopped everything")
-    return 0 if [r.outcome.value for r in results] == EXPECTED and flags_ok else 1
+    return 0 if [r.outcome.value for r in results] == EXPECTED and flags_ok and trains_ok else 1
 
 
 def main() -> None:
