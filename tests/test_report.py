@@ -170,6 +170,26 @@ def test_a_history_this_code_cannot_read_names_the_event():
         render(history("rolled_back.json", raw), "json")
 
 
+def test_an_activity_result_of_another_shape_names_its_event():
+    """Valid JSON that today's models do not accept: an observation from other code."""
+    raw = events("rolled_back.json")
+    scheduled = {
+        e["eventId"]: e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in raw["events"]
+        if e.get("activityTaskScheduledEventAttributes")
+    }
+    observed = next(
+        e
+        for e in raw["events"]
+        if scheduled.get(e.get("activityTaskCompletedEventAttributes", {}).get("scheduledEventId")) == "observe_metrics"
+    )
+    payload = observed["activityTaskCompletedEventAttributes"]["result"]["payloads"][0]
+    payload["data"] = base64.b64encode(json.dumps({"window": "60s"}).encode()).decode()
+    event_id = observed["activityTaskCompletedEventAttributes"]["scheduledEventId"]
+    with pytest.raises(CliError, match=rf"event {event_id} \(observe_metrics scheduled\): its result cannot be read"):
+        render(history("rolled_back.json", raw), "md")
+
+
 # --- the HTML in a browser ---------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.decisions.analysis import judge, judge_bake
 from pipeline.decisions.rules import decide
@@ -21,19 +21,31 @@ from pipeline.decisions.validation import InvalidRequest, parse_request
 from pipeline.models import (
     Analysis,
     AnalysisMemory,
+    CalendarVerdict,
+    LiveActivityReport,
     MetricCheck,
     Observation,
+    ObserveRequest,
     Phase,
     ReleasePolicy,
     ReleaseRequest,
     ReleaseResult,
+    TrafficRequest,
     VersionMetrics,
 )
-from pipeline.report.history import ActivityCall, ReleaseHistory
+from pipeline.report.history import ActivityCall, HistoryUnreadable, ReleaseHistory
 from pipeline.report.messages import ApprovalRecord, IgnoredMessage, approvals, ignored, message_event
 from pipeline.report.timeline import Event, activity_event
 
 PHASE_ATTRIBUTE = "ReleasePhase"
+
+SHAPES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
+    "set_traffic": (TrafficRequest, None),
+    "observe_metrics": (ObserveRequest, Observation),
+    "check_calendar": (None, CalendarVerdict),
+    "check_live_activity": (None, LiveActivityReport),
+}
+"""The activities whose input or result the report reads, and the models they must fit."""
 
 
 class TrafficPoint(BaseModel):
@@ -87,8 +99,13 @@ class ReleaseReport(BaseModel):
 
 
 def build_report(history: ReleaseHistory) -> ReleaseReport:
+    """The report; HistoryUnreadable names the event whose content this code cannot read."""
+    check_shapes(history)
     request, problem = release_request(history.request)
-    result = ReleaseResult.model_validate(history.result) if history.result is not None else None
+    try:
+        result = ReleaseResult.model_validate(history.result) if history.result is not None else None
+    except ValidationError as error:
+        raise HistoryUnreadable(f"the workflow's result (its completion event) cannot be read: {error}") from None
     report = ReleaseReport(
         release_id=history.workflow_id,
         service=request.service if request else None,
@@ -114,6 +131,21 @@ def build_report(history: ReleaseHistory) -> ReleaseReport:
     report.ignored = ignored(history, report.approvals)
     report.timeline = timeline(history, report)
     return report
+
+
+def check_shapes(history: ReleaseHistory) -> None:
+    for call in history.activities:
+        request, result = SHAPES.get(call.name, (None, None))
+        for model, value, what in ((request, call.input, "input"), (result, call.result, "result")):
+            if model is None or value is None:
+                continue
+            try:
+                model.model_validate(value)
+            except ValidationError as error:
+                problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+                raise HistoryUnreadable(
+                    f"event {call.event_id} ({call.name} scheduled): its {what} cannot be read: {problem}"
+                ) from None
 
 
 def release_request(raw: Any) -> tuple[ReleaseRequest | None, str | None]:
