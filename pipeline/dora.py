@@ -169,8 +169,8 @@ def render_text(
         f"{overall.rolled_back_after_promotion} rolled back after promotion, {overall.reverted} reverted)",
         f"  time to restore       {durations(overall.time_to_restore, 'breaches')}",
         f"  lead time             {durations(overall.lead_time, 'with commit_time')}",
-        f"  incidents prevented   {overall.incidents_prevented} breaches rolled back before full traffic "
-        f"({overall.rollbacks_before_promotion} rollbacks before promotion in all)",
+        f"  incidents prevented   {overall.incidents_prevented} (breaches rolled back before full traffic; "
+        f"{overall.rollbacks_before_promotion} rollbacks before promotion in all)",
     ]
     if len(by_service) > 1:
         lines += ["", f"  {'service':<20} {'promoted':>8} {'a day':>6} {'failure':>8} {'restore':>8} {'lead':>8} {'prevented':>9}"]
