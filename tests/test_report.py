@@ -99,6 +99,13 @@ def test_gated_release_shows_each_hold_why_and_until_when():
     assert any(text.startswith("update submit_break_glass from ") for text in texts)
 
 
+def test_a_rollback_during_bake_takes_the_traffic_back_from_the_promoted_version():
+    report = report_json("rolled_back_in_bake.json")
+    assert [point["weight"] for point in report["traffic"]][-3:] == [100, 0, 0]
+    assert report["analyses"][-1]["phase"] == "bake" and report["analyses"][-1]["verdict"] == "fail"
+    assert "reverted to 1.0.0" in [event["text"] for event in report["timeline"]]
+
+
 def test_rejected_and_invalid_releases_say_who_and_what():
     rejected = report_json("rejected.json")
     assert rejected["reason"] == "rejected at canary by dave: no"

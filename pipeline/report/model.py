@@ -123,7 +123,7 @@ def build_report(history: ReleaseHistory) -> ReleaseReport:
         problem=problem,
         runs=history.runs,
         phases=phases(history),
-        traffic=traffic(history),
+        traffic=traffic(history, request.version if request else None),
         holds=holds(history),
         analyses=analyses(history, request.policy) if request else [],
     )
@@ -168,12 +168,17 @@ def phases(history: ReleaseHistory) -> list[PhaseEntry]:
     return entries
 
 
-def traffic(history: ReleaseHistory) -> list[TrafficPoint]:
-    """The canary's share after each traffic change the target confirmed."""
+def traffic(history: ReleaseHistory, version: str | None) -> list[TrafficPoint]:
+    """The new version's share after each traffic change the target confirmed: a
+    canary weight, or a revert to another version (a rollback after promotion)."""
     points = [TrafficPoint(at=history.started_at, weight=0)]
-    for call in calls(history, "set_traffic"):
-        if call.failure is None and call.ended_at is not None:
+    for call in history.activities:
+        if call.failure is not None or call.ended_at is None:
+            continue
+        if call.name == "set_traffic":
             points.append(TrafficPoint(at=call.ended_at, weight=call.input["canary_weight"]))
+        elif call.name == "revert_version" and call.input.get("version") != version:
+            points.append(TrafficPoint(at=call.ended_at, weight=0))
     end = history.ended_at or history.last_event_at
     if end is not None and end > points[-1].at:
         points.append(TrafficPoint(at=end, weight=points[-1].weight))
@@ -246,10 +251,6 @@ def judge_observation(
     if phase is Phase.BAKE:
         return judge_bake(observation, before, policy, at=at)
     return judge(observation, policy, phase=phase, canary_weight=weight, at=at)
-
-
-def calls(history: ReleaseHistory, name: str) -> list[ActivityCall]:
-    return [call for call in history.activities if call.name == name]
 
 
 def timeline(history: ReleaseHistory, report: ReleaseReport) -> list[Event]:
