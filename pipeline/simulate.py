@@ -27,7 +27,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
@@ -36,9 +36,11 @@ from pipeline import search_attributes
 from pipeline.cli_input import CliError
 from pipeline.decisions.validation import parse_request
 from pipeline.logging import configure_logging
-from pipeline.models import Outcome, ReleaseRequest, ReleaseResult, TimelineEntry
+from pipeline.models import Observation, Outcome, ReleaseRequest, ReleaseResult, TimelineEntry
 from pipeline.sim.fleet import worker_fleet
+from pipeline.sim.history import HistoryError, fetch_release_history, recorded_release
 from pipeline.sim.scenario import Scenario, ScenarioError, load_scenario
+from pipeline.sim.worker import final_status, simulation_worker
 from pipeline.temporal import TemporalSettings
 from pipeline.terminal import render_result, render_table
 
@@ -99,16 +101,20 @@ def check_scenario(scenario: Scenario, request: ReleaseRequest) -> None:
 # --- running it -------------------------------------------------------------------------------
 
 
-async def simulate(request: ReleaseRequest, scenario: Scenario, adjustments: list[str] | None = None) -> Simulation:
-    """Run `request` to its end on a fresh time-skipping server and this process's sim fleet."""
-    # The worker's modules take seconds to import, which no other releasectl command needs.
+async def simulate(
+    request: ReleaseRequest,
+    scenario: Scenario,
+    adjustments: list[str] | None = None,
+    recorded: list[Observation] | None = None,
+) -> Simulation:
+    """Run `request` to its end on a fresh time-skipping server and this process's sim
+    fleet; with `recorded`, its analyses read those windows in order (a past release's)."""
     from pipeline.local.devstack import installed_binary
-    from workers.main import build_worker
     from workflows.release import ReleaseWorkflow
 
     began = time.monotonic()
     fleet = worker_fleet()
-    fleet.reset(scenario)
+    fleet.reset(scenario, {request.service: recorded} if recorded is not None else None)
     if scenario.stable_version:
         fleet.install(request.service, scenario.stable_version)
     release_id = f"simulation-{request.service}-{request.version}"
@@ -119,14 +125,26 @@ async def simulate(request: ReleaseRequest, scenario: Scenario, adjustments: lis
     )
     async with env:
         await register_search_attributes(env.client)
-        async with build_worker(env.client, TASK_QUEUE):
+        async with simulation_worker(env.client, TASK_QUEUE):
             handle = await env.client.start_workflow(ReleaseWorkflow.run, request, id=release_id, task_queue=TASK_QUEUE)
             try:
                 result = await handle.result()
             except WorkflowFailureError as failure:
                 raise CliError(f"the simulated release failed: {failure.cause}") from None
-            status = await env.client.get_workflow_handle(release_id).query(ReleaseWorkflow.status)
-    return Simulation(request, adjustments or [], result, status.timeline, time.monotonic() - began)
+            finally:
+                fleet.recorded.clear()
+    status = final_status(release_id)
+    timeline = status.timeline if status else []
+    return Simulation(request, adjustments or [], result, timeline, time.monotonic() - began)
+
+
+async def simulate_history(history: WorkflowHistory, raw_request: dict[str, Any] | None = None) -> Simulation:
+    """Replay a past release's analyses: its request (or `raw_request`, a policy to try
+    against them) run with the metric windows its history recorded."""
+    recorded = recorded_release(history)
+    request, adjustments = for_simulation(recorded.request if raw_request is None else raw_request)
+    adjustments.append(f"metrics: the {len(recorded.observations)} windows {recorded.release_id} read, in order")
+    return await simulate(request, Scenario(), adjustments, recorded.observations)
 
 
 def runtime_logging_to_python() -> Runtime:
@@ -194,24 +212,48 @@ def as_json(simulation: Simulation) -> dict[str, Any]:
 
 
 async def simulate_command(args: argparse.Namespace, settings: TemporalSettings) -> int:
-    """Needs no Temporal of its own: `settings` are not used."""
+    """Needs no Temporal of its own; `settings` reach the one a past release ran on."""
     configure_logging(level="WARNING")
-    request, adjustments = for_simulation(read_request(Path(args.request)))
+    raw = read_request(Path(args.request)) if args.request else None
+    if args.from_history:
+        simulation = await simulate_past(args.from_history, raw, settings)
+    elif raw is None:
+        raise CliError("give REQUEST.json, or --from-history RELEASE_ID to replay a past release")
+    else:
+        simulation = await simulate_request(raw, Path(args.scenario) if args.scenario else None)
+    print(json.dumps(as_json(simulation), indent=2) if args.json else render(simulation))
+    return 0 if simulation.result.outcome is Outcome.PROMOTED else EXIT_NOT_PROMOTED
+
+
+async def simulate_request(raw: dict[str, Any], scenario_path: Path | None) -> Simulation:
+    request, adjustments = for_simulation(raw)
     try:
-        scenario = load_scenario(Path(args.scenario)) if args.scenario else Scenario()
+        scenario = load_scenario(scenario_path) if scenario_path else Scenario()
     except ScenarioError as error:
         raise CliError(str(error)) from None
     check_scenario(scenario, request)
-    simulation = await simulate(request, scenario, adjustments)
-    print(json.dumps(as_json(simulation), indent=2) if args.json else render(simulation))
-    return 0 if simulation.result.outcome is Outcome.PROMOTED else EXIT_NOT_PROMOTED
+    return await simulate(request, scenario, adjustments)
+
+
+async def simulate_past(release_id: str, raw: dict[str, Any] | None, settings: TemporalSettings) -> Simulation:
+    from pipeline.cli import client_for
+
+    try:
+        history = await fetch_release_history(await client_for(settings), release_id)
+        return await simulate_history(history, raw)
+    except HistoryError as error:
+        raise CliError(str(error)) from None
 
 
 def add_simulate(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser(
         "simulate", help="run a release request on the time-skipping server and the sim target; print its timeline"
     )
-    command.add_argument("request", metavar="REQUEST.json")
-    command.add_argument("--scenario", metavar="FILE", help="load, seed, stable version and faults per version (JSON)")
+    command.add_argument("request", metavar="REQUEST.json", nargs="?",
+                         help="the release to simulate; with --from-history, the past release's own if not given")
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--scenario", metavar="FILE", help="load, seed, stable version and faults per version (JSON)")
+    source.add_argument("--from-history", metavar="RELEASE_ID",
+                        help="replay the metric windows a past release read (its history, from Temporal)")
     command.add_argument("--json", action="store_true", help="the timeline and result as JSON, for CI")
     command.set_defaults(handler=simulate_command)

@@ -4,15 +4,18 @@ on the time-skipping server with the sim target, read from the command's output.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowHistory
 
 from pipeline import cli
 from pipeline.models import Metric, Outcome, Stage
-from pipeline.simulate import EXIT_NOT_PROMOTED, for_simulation
+from pipeline.sim.history import HistoryError, recorded_release
+from pipeline.simulate import EXIT_NOT_PROMOTED, for_simulation, simulate_history
 
 REQUEST = {"service": "shop", "version": "2.0.0"}
 
@@ -88,3 +91,64 @@ def test_a_scenario_incident_rolls_back_at_the_step_it_starts_in_and_json_tells_
     assert after == sorted(after) and 2500 < after[-1] < 2700
     verdicts = [entry["message"] for entry in report["timeline"] if entry["message"].startswith("analysis")]
     assert verdicts[-1].startswith("analysis fail: p95_latency_ms") and len(verdicts) > 40
+
+
+# --- replaying a past release's history -------------------------------------------------------
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def recorded(name: str) -> WorkflowHistory:
+    path = HISTORIES / f"{name}.json"
+    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+
+
+@pytest.mark.parametrize("name", ["rolled_back", "rolled_back_in_bake", "promoted"])
+async def test_a_replayed_history_reaches_the_real_releases_verdicts(name):
+    """The recorded releases ran on the local target against FakeWorld's metrics; the
+    simulation serves the windows they read to the real workflow on the sim target."""
+    history = recorded(name)
+    real = recorded_release(history)
+    simulation = await simulate_history(history)
+    assert real.result is not None and len(real.observations) > 1
+    assert (simulation.result.outcome, simulation.result.reason) == (real.result.outcome, real.result.reason)
+    assert simulation.result.breach == real.result.breach
+    simulated_last, real_last = simulation.result.last_analysis, real.result.last_analysis
+    assert (simulated_last.verdict, simulated_last.summary) == (real_last.verdict, real_last.summary)
+    assert simulation.adjustments[-1] == f"metrics: the {len(real.observations)} windows {history.workflow_id} read, in order"
+
+
+async def test_a_stricter_policy_tried_against_a_past_release_rolls_back_where_it_promoted():
+    """The promoted release's canary answered slower than 1 ms: a policy asking for that fails it."""
+    history = recorded("promoted")
+    request = recorded_release(history).request
+    latencies = [window.canary.values.get(Metric.P95_LATENCY_MS) for window in recorded_release(history).observations]
+    assert max(latency or 0 for latency in latencies) > 1
+    strict = {**request, "policy": {**request.get("policy", {}), "thresholds": {"p95_latency_ms": {"max": 1}}}}
+    simulation = await simulate_history(history, strict)
+    assert simulation.result.outcome is Outcome.ROLLED_BACK
+    assert simulation.result.breach.metric is Metric.P95_LATENCY_MS
+
+
+@pytest.mark.parametrize("name, message", [
+    ("trains/promoted", "is a ReleaseTrainWorkflow, not a release"),
+    ("reverted", "is not a release of a version"),
+])
+def test_a_history_that_is_not_a_release_is_named(name, message):
+    with pytest.raises(HistoryError, match=message):
+        recorded_release(recorded(name))
+
+
+async def test_from_history_names_a_release_that_does_not_exist_or_is_not_a_release(dev_server, monkeypatch, capsys):
+    client = dev_server.client
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    await client.start_workflow("InventoryWorkflow", id="inventory-1", task_queue="nobody-polls")
+    assert await asyncio.to_thread(cli.run_cli, ["simulate", "--from-history", "release-absent"]) == cli.EXIT_ERROR
+    assert "no release 'release-absent' in namespace default" in capsys.readouterr().err
+    assert await asyncio.to_thread(cli.run_cli, ["simulate", "--from-history", "inventory-1"]) == cli.EXIT_ERROR
+    assert "'inventory-1' is a InventoryWorkflow, not a release" in capsys.readouterr().err
+
+
+def test_simulate_needs_a_request_or_a_history(capsys):
+    assert cli.run_cli(["simulate"]) == cli.EXIT_ERROR
+    assert "give REQUEST.json, or --from-history RELEASE_ID" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 (pipeline/sim/fleet.py). Like the Traefik provider, the first call (no cursor) opens
 an empty window. The window is drawn with the routing and versions in place when it
 is read: the workflow opens a new window after each traffic change, so they held for
-all of it. Raw samples come with it, so the baseline comparison can use it."""
+all of it. Raw samples come with it, so the baseline comparison can use it. A fleet
+replaying a past release (pipeline/sim/history.py) returns its recorded windows instead."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class SimMetrics:
         self._request = request
 
     async def observe(self, service: str, cursor: dict[str, Any]) -> Observation:
+        replayed = self._fleet.replayed(service)
+        if replayed is not None:
+            return replayed
         now = self._fleet.now()
         start = float(cursor.get("taken_at", now))
         state = self._fleet.service(service)

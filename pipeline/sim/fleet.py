@@ -14,13 +14,14 @@ a demo) the clock is the wall clock, or one the caller injects.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
 from temporalio import activity
 
-from pipeline.models import PromotedVersion, RollbackWindow, Slot, TrafficFence
+from pipeline.models import Observation, PromotedVersion, RollbackWindow, Slot, TrafficFence
 from pipeline.sim.model import Routing, RunningVersion
 from pipeline.sim.scenario import Scenario
 from pipeline.targets import history as promotions
@@ -92,11 +93,22 @@ class Fleet:
     scenario: Scenario = field(default_factory=Scenario)
     clock: Clock = release_now
     services: dict[str, ServiceFleet] = field(default_factory=dict)
+    recorded: dict[str, deque[Observation]] = field(default_factory=dict)
+    """Per service, metric windows a past release read, served back in order instead of
+    the model's draws (`releasectl simulate --from-history`)."""
 
-    def reset(self, scenario: Scenario) -> None:
+    def reset(self, scenario: Scenario, recorded: dict[str, list[Observation]] | None = None) -> None:
         """Start over under `scenario`, without any service: a simulation owns the fleet
         of the worker it runs in."""
         self.scenario, self.services = scenario, {}
+        self.recorded = {service: deque(windows) for service, windows in (recorded or {}).items()}
+
+    def replayed(self, service: str) -> Observation | None:
+        """The next recorded window of `service`; once they run out, the last one again."""
+        windows = self.recorded.get(service)
+        if not windows:
+            return None
+        return windows.popleft() if len(windows) > 1 else windows[0]
 
     def service(self, name: str) -> ServiceFleet:
         return self.services.setdefault(name, ServiceFleet())

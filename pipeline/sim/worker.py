@@ -1,0 +1,73 @@
+"""The worker a simulation runs its release on: the production worker's workflows and
+activities, wired for one short-lived run in the simulating process.
+
+What makes it differ from workers/main.py, each a measured cost of `releasectl simulate`:
+- No workflow sandbox. The sandbox guards a long-lived worker's workflows against
+  non-determinism and shared state, which replay tests (tests/test_replay.py) and the
+  production worker keep guarding; here it re-imported the workflow modules for the run
+  and slowed every activation (about 0.5 s of a default-policy release).
+- A fixed build id: without one the SDK hashes the bytecode of every loaded module
+  when the worker is built, compiling each from source where no bytecode is cached
+  (about 1 s).
+- The release's status is kept as its run ends (`final_status`) instead of asked by a
+  `status` query afterwards: the query replayed the whole finished history (0.5-1.5 s),
+  and on temporal-test-server a query could stop later workflows skipping time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+
+from pipeline.models import ReleaseStatus
+
+BUILD_ID = "releasectl-simulate"
+RELEASE_WORKFLOW = "ReleaseWorkflow"
+
+_final_status: dict[str, ReleaseStatus] = {}
+
+
+def final_status(release_id: str) -> ReleaseStatus | None:
+    """The status of release `release_id` when its last run on a simulation worker ended."""
+    return _final_status.pop(release_id, None)
+
+
+class _StatusAtEnd(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        try:
+            return await super().execute_workflow(input)
+        finally:
+            info = workflow.info()
+            if info.workflow_type == RELEASE_WORKFLOW and not workflow.unsafe.is_replaying():
+                _final_status[info.workflow_id] = workflow.instance().status()
+
+
+class _KeepStatus(Interceptor):
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        return _StatusAtEnd
+
+
+def simulation_worker(client: Client, task_queue: str) -> Worker:
+    # The worker's modules take seconds to import, which no other releasectl command needs.
+    import activities
+    import workflows
+
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=workflows.ALL,
+        activities=activities.ALL,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        build_id=BUILD_ID,
+        interceptors=[_KeepStatus()],
+    )
