@@ -18,9 +18,13 @@ from __future__ import annotations
 import os
 
 from temporalio import activity, workflow
+from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from pipeline.models import Phase
+
 ADDRESS_ENV = "WORKER_METRICS_ADDRESS"
+RELEASE_WORKFLOW = "ReleaseWorkflow"
 
 STARTED = "release_started"
 """Counter (exported as release_started_total){service}: releases started (a continued run is not a new one)."""
@@ -101,10 +105,24 @@ def serve_metrics_from_env() -> str | None:
     return address
 
 
+def show_phase(meter: MetricMeter, service: str, current: Phase) -> None:
+    """1 for `current`, 0 for every other phase: the last release of a service may
+    have left any of them at 1."""
+    gauge = meter.create_gauge(PHASE)
+    for phase in Phase:
+        gauge.set(int(phase is current), {"service": service, "phase": phase.value})
+
+
 def count_orphaned_rollback(service: str) -> None:
     """From a service's lock workflow: its holder died holding it (terminated, timed out,
-    failed in its rollback) and the lock rolled the service back in its place."""
-    workflow.metric_meter().create_counter(ROLLBACKS).add(1, {"service": service, "cause": "orphaned"})
+    failed in its rollback) and the lock rolled the service back in its place. Recorded
+    as the release's own series (workflow_type ReleaseWorkflow), which the release set
+    at 0 when it started: increase() sees the rollback, and the dead release's phase
+    and weight do not stay on the dashboard."""
+    meter = workflow.metric_meter().with_additional_attributes({"workflow_type": RELEASE_WORKFLOW})
+    meter.create_counter(ROLLBACKS).add(1, {"service": service, "cause": "orphaned"})
+    meter.create_gauge(CANARY_WEIGHT).set(0, {"service": service})
+    show_phase(meter, service, Phase.DONE)
 
 
 def count_metric_read(provider: str | None, ok: bool) -> None:

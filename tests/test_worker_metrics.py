@@ -201,6 +201,12 @@ async def test_a_release_that_dies_holding_its_lock_counts_as_an_orphaned_rollba
         after = await scraper.until(lambda s: value_of(s, "release_rollbacks_total", service=orphan, cause="orphaned") == 1)
 
     assert value_of(after, "release_ended_total", service=orphan) == 0  # it never ended: it was terminated
+    orphaned = [labels for (name, labels), _ in after.items() if name == "release_rollbacks_total" and
+                ("service", orphan) in labels and ("cause", "orphaned") in labels]
+    assert len(orphaned) == 1  # the series the release showed at 0: increase() sees the rollback
+    assert value_of(after, telemetry.CANARY_WEIGHT, service=orphan) == 0
+    assert value_of(after, telemetry.PHASE, service=orphan, phase="done") == 1
+    assert value_of(after, telemetry.PHASE, service=orphan, phase="canary") == 0
 
 
 async def test_a_gate_hold_shows_while_it_holds_and_is_counted(metered, monkeypatch, tmp_path):

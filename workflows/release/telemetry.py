@@ -146,11 +146,7 @@ class Telemetry:
         return None
 
     def _show_phase(self, current: Phase) -> None:
-        """1 for `current`, 0 for every other phase: the last release of a service may
-        have left any of them at 1."""
-        gauge, labels = self._meter().create_gauge(telemetry.PHASE), self._labels()
-        for phase in Phase:
-            gauge.set(int(phase is current), {**labels, "phase": phase.value})
+        telemetry.show_phase(self._meter(), self._labels()["service"], current)
 
     def _show_weight(self, weight: int) -> None:
         self._meter().create_gauge(telemetry.CANARY_WEIGHT).set(weight, self._labels())
