@@ -97,13 +97,13 @@ async def main(runs: int) -> None:
     async with local_stack(bench_environment(), prometheus_port=free_port()) as stack:
         await install_first_release(stack)
         shares = await accuracy(stack)
+        print("fractional rollout: " + ", ".join(f"{share:.2f}% at {p}%" for p, share in shares.items()), flush=True)
         async with LoadGenerator(stack.local.http_url, SERVICE, rate_per_second=50) as load:
             for run in range(runs):
-                signal.append(await signal_to_last_on(stack, load))
-                write.append(await store_write_to_last_on(stack, load))
-                command.append(await command_to_last_on(stack, load))
-                print(f"run {run + 1}: signal {signal[-1]:.3f} s, store write {write[-1]:.3f} s, "
-                      f"releasectl {command[-1]:.3f} s", flush=True)
+                for way, timings, measure in (("signal", signal, signal_to_last_on), ("store write", write, store_write_to_last_on),
+                                              ("releasectl", command, command_to_last_on)):
+                    timings.append(await measure(stack, load))
+                    print(f"run {run + 1}: {way} {timings[-1]:.3f} s", flush=True)
     report("kill_switch signal to the last request served with the flag on", signal, "< 1 s")
     report("`releasectl flags off` store write to the last request served with the flag on", write, "< 1 s")
     report("`releasectl flags off` command (process start included) to the last request served on", command, "< 1 s")

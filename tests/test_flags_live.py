@@ -13,23 +13,32 @@ import os
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 
-from pipeline.flags.changes import apply_stage, read_flag
-from pipeline.flags.local_file import LocalFileStore, flags_file
+from pipeline.flags.changes import read_flag
+from pipeline.flags.local_file import flags_file
 from pipeline.gallery.flags import FAULTS_VARIABLE, FLAGS_VARIABLE, LAYOUT_FLAG
 from pipeline.http import http_client
 from pipeline.local.devstack import Stack, local_stack
-from pipeline.local.loadgen import LoadGenerator, user_key, variants_of_users
+from pipeline.local.loadgen import LoadGenerator
 from pipeline.local.prometheus import find_prometheus
 from pipeline.models import Outcome
 from pipeline.models.flag_rollout import FeatureRolloutStatus
-from pipeline.models.flags import FlagOutcome, FlagRef, FlagSetting, FlagStageRequest, Serving
+from pipeline.models.flags import FlagOutcome, Serving
+from tests.helpers.flags import (
+    PROBE,
+    RELOAD_WITHIN_SECONDS,
+    USERS,
+    Stages,
+    served,
+    served_once_reloaded,
+    share_on,
+    store,
+)
 from tests.helpers.local import free_port, local_environment
 from tests.helpers.real_stack import QUICK_POLICY, SERVICE, start_release
 from workflows.flags import FeatureRolloutWorkflow
@@ -39,10 +48,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.skipif(find_prometheus() is N
 
 FAULTY = "bulk-download"
 """A flag whose on variant fails half of its requests (the gallery's GALLERY_FLAG_FAULTS)."""
-USERS = [user_key(index) for index in range(4000)]
-PROBE = USERS[:200]
 TOLERANCE_POINTS = 2.0
-RELOAD_WITHIN_SECONDS = 10.0
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -50,42 +56,6 @@ async def stack(tmp_path_factory) -> AsyncIterator[Stack]:
     local = local_environment(tmp_path_factory.mktemp("flags-stack"))
     async with local_stack(local, task_queue="releases-flags", prometheus_port=free_port()) as stack:
         yield stack
-
-
-def store(stack: Stack) -> LocalFileStore:
-    return LocalFileStore(flags_file(stack.local.state_dir, "production"), "production")
-
-
-class Stages:
-    """Writes flag stages as one rollout would (increasing sequence numbers)."""
-
-    def __init__(self) -> None:
-        self.rollout_id, self.sequence = f"live-{uuid.uuid4().hex[:6]}", 0
-
-    async def serve(self, stack: Stack, flag: str, percentage: int, segments: list[str] | None = None) -> None:
-        self.sequence += 1
-        await apply_stage(store(stack), FlagStageRequest(
-            ref=FlagRef(flag=flag), variants={"on": True, "off": False}, setting=FlagSetting(segments=segments or [], percentage=percentage),
-            actor="test", reason="live test", rollout_id=self.rollout_id, sequence=self.sequence,
-        ), now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-
-
-async def served(stack: Stack, flag: str, users: list[str]) -> dict[str, str]:
-    return await variants_of_users(stack.local.http_url, SERVICE, flag, users)
-
-
-async def served_once_reloaded(stack: Stack, flag: str, percentage: int) -> dict[str, str]:
-    """The variant each of USERS gets, once the services serve about `percentage`
-    (the file resolver re-reads the file within about half a second)."""
-    deadline = time.monotonic() + RELOAD_WITHIN_SECONDS
-    while abs(share_on(await served(stack, flag, PROBE)) - percentage) > 10:
-        assert time.monotonic() < deadline, f"the services did not serve about {percentage}% of {flag} within {RELOAD_WITHIN_SECONDS}s"
-        await asyncio.sleep(0.2)
-    return await served(stack, flag, USERS)
-
-
-def share_on(variants: dict[str, str]) -> float:
-    return 100 * Counter(variants.values())["on"] / len(variants)
 
 
 async def test_the_gallery_is_installed_with_its_flags(stack: Stack):
@@ -165,7 +135,8 @@ async def test_a_faulty_variant_is_rolled_back_at_the_first_analysis_that_sees_i
     assert "error_rate" in result.reason and result.analyses == 1, (result.reason, result.analyses)
     analysis = (await handle.query(FeatureRolloutWorkflow.status)).last_analysis
     assert analysis.verdict == "fail" and analysis.canary_requests >= 5
-    assert analysis.canary_values["error_rate"] > 0.2 > analysis.stable_values["error_rate"]
+    on, off = analysis.canary_values["error_rate"], analysis.stable_values["error_rate"]
+    assert on > 0.2 and on > off, f"error rate with the flag on {on}, off {off}"
     assert (await read_flag(store(stack), FAULTY)).serving is Serving.OFF
     assert set((await served(stack, FAULTY, PROBE)).values()) == {"off"}
 

@@ -192,6 +192,9 @@ class GalleryHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # keep-alive replies otherwise wait ~40 ms on delayed ACKs
     gallery: Gallery  # set by serve()
+    variants: dict[str, str] = {}
+    """The flag variants serving the current request (none for operational paths)."""
+    started = 0.0
 
     def do_GET(self) -> None:
         self._dispatch({

@@ -69,8 +69,9 @@ async def served_once_reloaded(stack: Stack, flag: str, percentage: int) -> dict
 
 async def last_served_on(load: LoadGenerator, flag: str, since: float, quiet_seconds: float = 2.0, within: float = 15.0) -> float:
     """Seconds from `since` (time.monotonic()) to the last response of `load` served
-    with `flag` on, once none came for `quiet_seconds` (0 when none came after `since`)."""
-    deadline = since + within
+    with `flag` on, once none came for `quiet_seconds` (0 when none came after `since`);
+    TimeoutError when one still comes `within` seconds from now."""
+    deadline = time.monotonic() + within
     while True:
         last_on = max((s.at for s in load.log if s.at >= since and s.variants.get(flag) == "on"), default=since)
         if time.monotonic() - last_on >= quiet_seconds:
