@@ -196,7 +196,7 @@ async def test_a_worker_lost_mid_train_is_replaced_and_each_members_steps_happen
     lost.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await lost
-    assert status.outcome is None and status.members[2].state == "waiting", "lost mid-train"
+    assert status.outcome is None and status.members[2].state in ("waiting", "running"), "lost mid-train"
 
     async with Worker(dev_server.client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=world.activities()):
         result = await asyncio.wait_for(handle.result(), 60)
