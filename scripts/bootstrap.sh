@@ -11,3 +11,7 @@ if ! .venv/bin/python -c "import temporalio, pipeline" 2>/dev/null || [ pyprojec
   .venv/bin/pip install --quiet -e '.[test]'
   touch .venv/.installed
 fi
+# Bytecode for the project's own modules (the editable install has none, and with
+# PYTHONDONTWRITEBYTECODE nothing caches it): otherwise every process, and the workflow
+# sandbox for every workflow instance it creates, compiles them from source (#15).
+.venv/bin/python -m compileall -q -j 0 activities pipeline workers workflows > /dev/null || true
