@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
 
 from pipeline import cli
-from pipeline.cli_input import CliError, approval_payload, local_user
+from pipeline.cli_input import CliError, approval_payload, kill_payload, local_user
 from pipeline.decisions.flags import parse_rollout
 from pipeline.decisions.validation import describe_problems
 from pipeline.errors import TargetError
@@ -39,7 +39,7 @@ from pipeline.flags.base import FlagRuleBroken, FlagsInvalid, FlagStore, FlagUnk
 from pipeline.flags.changes import kill, read_flag
 from pipeline.flags.document import flag_names, flag_state
 from pipeline.models.flag_rollout import FeatureRolloutStatus
-from pipeline.models.flags import FeatureRolloutResult, FlagKill, FlagKillRequest, FlagOutcome, FlagRef, FlagState
+from pipeline.models.flags import FeatureRolloutResult, FlagKillRequest, FlagOutcome, FlagRef, FlagState
 from pipeline.temporal import TemporalSettings
 
 ROLLOUT_WORKFLOW = "FeatureRolloutWorkflow"
@@ -181,7 +181,7 @@ def add_rollout(verbs: argparse._SubParsersAction) -> None:
     kill_command.add_argument("id")
     kill_command.add_argument("--reason", required=True)
     kill_command.add_argument("--actor", default=local_user(), help="default: the local user")
-    kill_command.set_defaults(handler=cli.signal_command("kill_switch", lambda a: FlagKill(reason=a.reason, actor=a.actor)))
+    kill_command.set_defaults(handler=cli.signal_command("kill_switch", kill_payload))
 
 
 async def start_rollout(args: argparse.Namespace, settings: TemporalSettings) -> int:

@@ -91,13 +91,16 @@ async def until(env: WorkflowEnvironment, handle: WorkflowHandle, condition: Cal
                 within: float = 20) -> FeatureRolloutStatus:
     """Poll the status query until `condition` holds, letting workflow time pass between polls."""
     current = None
-    async with asyncio.timeout(within):
-        for polls in range(10_000):
-            current = await handle.query(FeatureRolloutWorkflow.status)
-            if condition(current):
-                return current
-            await (asyncio.sleep(0.05) if polls < 10 else env.sleep(20))
-    pytest.fail(f"condition not met; last status: {current}")
+    try:
+        async with asyncio.timeout(within):
+            for polls in range(10_000):
+                current = await handle.query(FeatureRolloutWorkflow.status)
+                if condition(current):
+                    return current
+                await (asyncio.sleep(0.05) if polls < 10 else env.sleep(20))
+    except TimeoutError:
+        pass
+    pytest.fail(f"condition not met within {within}s; last status: {current}")
 
 
 async def approve(env: WorkflowEnvironment, handle: WorkflowHandle, stage: str, approver: str = "alice") -> None:
@@ -271,7 +274,9 @@ async def release_world(time_skipping_env: WorkflowEnvironment, store: LocalFile
 async def start_release(env: WorkflowEnvironment, **changes: Any) -> WorkflowHandle:
     request = {"service": f"gallery-{uuid.uuid4().hex[:6]}", "version": "2.0.0", "target": "local",
                "policy": {"required_approvals": [], "bake_seconds": 0},
-               "flags": [{"flag": FLAG, "variants": {"on": True, "off": False}, "required_approvals": []}], **changes}
+               "flags": [{"flag": FLAG, "variants": {"on": True, "off": False}, "required_approvals": [], "segments": [],
+                          "steps": [{"percentage": 50, "hold_seconds": 60}, {"percentage": 100, "hold_seconds": 60}]}],
+               **changes}
     return await env.client.start_workflow(ReleaseWorkflow.run, request, id=f"release-{uuid.uuid4().hex[:8]}",
                                            task_queue=TASK_QUEUE)
 

@@ -252,16 +252,7 @@ class FeatureRolloutRequest(Input):
     @field_validator("required_approvals")
     @classmethod
     def _unique_stages(cls, stages: list[Stage]) -> list[Stage]:
-        if len(set(stages)) != len(stages):
-            raise ValueError("lists a stage twice")
-        return stages
-
-
-class FlagKill(Input):
-    """Payload of the rollout's `kill_switch` signal (any payload is honoured; this is a well-formed one)."""
-
-    reason: str = Field(min_length=1, max_length=2000)
-    actor: str = Field(min_length=1, max_length=200)
+        return ReleasePolicy._unique_stages(stages)
 
 
 class FeatureRolloutResult(Strict):

@@ -58,7 +58,7 @@ class FeatureRolloutWorkflow(Steps, Approvals):
         self._since_revision = 0
         self._exposed = False
         """The flag may have served its on variant to someone: a stop turns it off."""
-        self._kill_actor: str | None = None
+        self._stopped_by: str | None = None
 
     @workflow.run
     async def run(self, *inputs: Any) -> FeatureRolloutResult:
@@ -115,19 +115,13 @@ class FeatureRolloutWorkflow(Steps, Approvals):
     @workflow.signal
     def reject(self, *payloads: Any) -> None:
         """Stop the rollout, flag off. Honoured whatever its payload; what could not be read is recorded."""
-        order = read_stop_order(payloads, "approver", "comment")
-        if self._can_stop("reject", order.actor, order.problem):
-            comment = f": {order.text}" if order.text else ""
-            self._stop = RolloutStopped(FlagOutcome.REJECTED, f"rejected at {self._status.phase} by {order.actor}{comment}")
+        self._order_stop("reject", payloads, "approver", "comment", FlagOutcome.REJECTED,
+                         f"rejected at {self._status.phase} by")
 
     @workflow.signal
     def kill_switch(self, *payloads: Any) -> None:
         """The flag off everywhere now, whatever the payload says."""
-        order = read_stop_order(payloads, "actor", "reason")
-        if self._can_stop("kill_switch", order.actor, order.problem):
-            reason = f": {order.text}" if order.text else ""
-            self._stop = RolloutStopped(FlagOutcome.ROLLED_BACK, f"kill switch pulled by {order.actor}{reason}")
-            self._kill_actor = order.actor
+        self._order_stop("kill_switch", payloads, "actor", "reason", FlagOutcome.ROLLED_BACK, "kill switch pulled by")
 
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
@@ -196,7 +190,7 @@ class FeatureRolloutWorkflow(Steps, Approvals):
         if stop.already_off or not self._exposed:
             return
         self._status.phase = "rollback"
-        actor = self._kill_actor or self._actor()
+        actor = self._stopped_by or self._actor()
         request = FlagKillRequest(ref=self._flag_ref(), actor=actor, reason=bounded(stop.reason, 2000),
                                   rollout_id=self._status.rollout_id, release_id=self._request.release_id)
         try:
@@ -214,6 +208,13 @@ class FeatureRolloutWorkflow(Steps, Approvals):
         self._note(f"{outcome.value}: {reason}")
         return FeatureRolloutResult(outcome=outcome, flag=self._request.flag, environment=self._request.environment,
                                     reason=reason, setting=self._status.setting, analyses=self._status.analyses)
+
+    def _order_stop(self, signal: str, payloads: tuple[Any, ...], actor_field: str, text_field: str,
+                    outcome: FlagOutcome, what: str) -> None:
+        order = read_stop_order(payloads, actor_field, text_field)
+        if self._can_stop(signal, order.actor, order.problem):
+            self._stop = RolloutStopped(outcome, f"{what} {order.actor}" + (f": {order.text}" if order.text else ""))
+            self._stopped_by = order.actor
 
     def _can_stop(self, signal: str, actor: str, problem: str | None) -> bool:
         if problem is not None:
