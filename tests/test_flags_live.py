@@ -161,7 +161,8 @@ async def test_releasectl_flags_off_kills_a_rollout_while_the_worker_is_down(sta
         await stack.worker.start()
     result = await asyncio.wait_for(handle.result(), 90)
     assert result.outcome is FlagOutcome.ROLLED_BACK, result.reason
-    assert set((await served(stack, LAYOUT_FLAG, USERS)).values()) == {"off"}
+    assert set((await served(stack, LAYOUT_FLAG, PROBE)).values()) == {"off"}
+    assert (await read_flag(store(stack), LAYOUT_FLAG)).killed
 
 
 def cli_environment(stack: Stack) -> dict[str, str]:
