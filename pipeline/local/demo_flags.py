@@ -9,8 +9,9 @@
 
 No deploy happens: FeatureRolloutWorkflow writes the flagd file the running gallery
 reads through OpenFeature. Approvals the gates ask for are given as for a release.
-Progress lines show the phase, who is served the flag, the last analysis and the share
-of the last 3 s of requests that the router's replies say were served the flag on.
+A progress line, at each change of phase or setting and each analysis, shows who is
+served the flag, the last analysis and the share of the last 3 s of requests that the
+router's replies say were served the flag on.
 """
 
 from __future__ import annotations
@@ -79,14 +80,14 @@ async def run_rollout(stack: Stack, load: LoadGenerator, demo: FlagDemo, say: Sa
         static_summary=f"roll out flag {demo.flag} of {SERVICE} on local",
     )
     say(f"started workflow {handle.id}")
-    last_line, approved = "", set()
+    shown, approved = None, set()
     while (status := await handle.query("status", result_type=FeatureRolloutStatus)).outcome is None:
         if status.pending_approval and status.pending_approval not in approved:
             await approve(handle, status.pending_approval.value)
             approved.add(status.pending_approval)
-        if (line := progress_line(demo.flag, status, load)) != last_line:
-            say(line)
-            last_line = line
+        if (moment := (status.phase, status.setting, status.analyses)) != shown:
+            say(progress_line(demo.flag, status, load))
+            shown = moment
         await asyncio.sleep(1)
     result = await handle.result()
     say(f"=== flag {demo.flag}: {result.outcome.value.upper()}: {result.reason}")
