@@ -20,9 +20,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from pipeline import cli
 from pipeline.cli_input import CliError
-from pipeline.report import report_of
 from pipeline.report.command import render
 from pipeline.report.html import render_html
+from pipeline.report.model import report_of
 from tests.helpers.fakes import FakeWorld
 from workflows import ALL as WORKFLOWS
 from workflows.release import continuation

@@ -31,7 +31,7 @@ NEEDS_VARIABLE = "GALLERY_SHOOT_API"
 ROUTER_VARIABLE = "PIPELINE_ROUTER_URL"
 CHECK_TTL_SECONDS = 1.0
 CHECK_TIMEOUT_SECONDS = 1.0
-OPERATIONAL_PREFIXES = ("/health/", "/platform/")
+OPERATIONAL_PREFIXES = ("/health/", "/platform/", "/metrics")
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

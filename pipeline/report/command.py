@@ -4,41 +4,37 @@ from its history alone, so it works after the worker is gone and while the relea
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from pipeline.cli_input import CliError
-from pipeline.report import HistoryUnreadable, NotARelease, ReleaseReport, report_of
-from pipeline.report.as_json import render_json
-from pipeline.report.markdown import render_markdown
 from pipeline.temporal import TemporalSettings, connect
-
-
-def render_html(report: ReleaseReport) -> str:
-    """Imported when asked for: matplotlib would slow every other releasectl command."""
-    from pipeline.report.html import render_html as html
-
-    return html(report)
-
 
 MAX_RUNS = 100
 """Runs followed back: a release continues as new every 8,000 events."""
 
-RENDERERS: dict[str, Callable[[ReleaseReport], str]] = {
-    "html": render_html,
-    "md": render_markdown,
-    "json": render_json,
+RENDERERS = {
+    "html": ("pipeline.report.html", "render_html"),
+    "md": ("pipeline.report.markdown", "render_markdown"),
+    "json": ("pipeline.report.as_json", "render_json"),
 }
+"""Each format's module, imported when asked for: the report's analysis (scipy) and
+plots (matplotlib) would otherwise slow every releasectl command, the kill switch's too."""
 
 
 def render(history: WorkflowHistory, format_: str) -> str:
     """The report of `history` in `format_`; a history that is not a readable release is a CliError."""
+    from pipeline.report.history import HistoryUnreadable, NotARelease
+    from pipeline.report.model import report_of
+
+    module, function = RENDERERS[format_]
+    renderer = getattr(importlib.import_module(module), function)
     try:
-        return RENDERERS[format_](report_of(history))
+        return renderer(report_of(history))
     except NotARelease as error:
         raise CliError(f"{history.workflow_id} is not a release: it is {error}") from None
     except HistoryUnreadable as error:

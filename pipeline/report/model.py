@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
+from temporalio.client import WorkflowHistory
 
 from pipeline.decisions.analysis import judge, judge_bake
 from pipeline.decisions.rules import decide
@@ -33,7 +34,7 @@ from pipeline.models import (
     TrafficRequest,
     VersionMetrics,
 )
-from pipeline.report.history import ActivityCall, HistoryUnreadable, ReleaseHistory
+from pipeline.report.history import ActivityCall, HistoryUnreadable, ReleaseHistory, read_history
 from pipeline.report.messages import ApprovalRecord, IgnoredMessage, approvals, ignored, message_event
 from pipeline.report.timeline import Event, activity_event
 
@@ -302,3 +303,8 @@ def ended_text(report: ReleaseReport) -> str:
     if report.outcome:
         return f"{report.outcome}: {report.reason}"
     return f"workflow {report.state}" + (f": {report.reason}" if report.reason else "")
+
+
+def report_of(history: WorkflowHistory) -> ReleaseReport:
+    """The report of a release's history (recorded, or fetched from Temporal)."""
+    return build_report(read_history(history))
