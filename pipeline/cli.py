@@ -43,6 +43,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from pipeline import dora, flags_cli, train_cli
 from pipeline.decisions.validation import InvalidRequest
+from pipeline.logging import configure_logging
 from pipeline.models import (
     ApprovalReceipt,
     BreakGlassRecord,
@@ -377,6 +378,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
+    """Logs go to stderr (warnings and worse unless PIPELINE_LOG_LEVEL says otherwise), so
+    stdout carries only the command's answer, which scripts read."""
+    configure_logging(level=os.environ.get("PIPELINE_LOG_LEVEL", "WARNING"))
     exit_process(run_cli())
 
 
