@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from temporalio.exceptions import ApplicationError
 
 from pipeline.decisions.validation import describe_problems
 
@@ -32,6 +33,15 @@ def parse_one(model: type, payloads: tuple[Any, ...], *, optional: bool = False)
         return model.model_validate(payloads[0])
     except ValidationError as error:
         raise Malformed(bounded("malformed payload (" + "; ".join(describe_problems(error)) + ")")) from None
+
+
+def parse_update(model: type, payloads: tuple[Any, ...]) -> Any:
+    """An update's payload, or a rejection from its validator (not worth retrying) that
+    names each bad field: nothing is recorded for an update that does not parse."""
+    try:
+        return parse_one(model, payloads)
+    except Malformed as malformed:
+        raise ApplicationError(str(malformed), type="MalformedUpdate", non_retryable=True) from None
 
 
 @dataclass(frozen=True)

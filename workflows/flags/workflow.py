@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.decisions import approvals
     from pipeline.decisions.flags import parse_rollout, variant_problems
     from pipeline.decisions.validation import InvalidRequest
-    from pipeline.models import AnalysisMemory, ApprovalDecision, ApprovalReceipt, Phase, Stage
+    from pipeline.models import AnalysisMemory, Phase, Stage
     from pipeline.models.flag_rollout import FeatureRolloutStatus
     from pipeline.models.flags import (
         FeatureRolloutRequest,
@@ -84,33 +84,6 @@ class FeatureRolloutWorkflow(Steps, Approvals):
         except RolloutStopped as stop:
             await self._turn_off(stop)
             return self._finish(stop.outcome, stop.reason)
-
-    @workflow.signal
-    def approve(self, *payloads: Any) -> None:
-        approval = self._parse_signal("approve", ApprovalDecision, payloads)
-        if approval is None:
-            return
-        refusal = self._approval_refusal(approval)
-        if refusal is not None:
-            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {refusal}")
-            return
-        receipt = self._count_approval(approval)
-        if not receipt.counted:
-            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {receipt.message}")
-
-    @workflow.update
-    def submit_approval(self, *payloads: Any) -> ApprovalReceipt:
-        return self._count_approval(parse_one(ApprovalDecision, payloads))
-
-    @submit_approval.validator
-    def _validate_approval(self, *payloads: Any) -> None:
-        try:
-            approval = parse_one(ApprovalDecision, payloads)
-        except Malformed as malformed:
-            raise ApplicationError(str(malformed), type="MalformedUpdate", non_retryable=True) from None
-        refusal = self._approval_refusal(approval)
-        if refusal is not None:
-            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
 
     @workflow.signal
     def reject(self, *payloads: Any) -> None:

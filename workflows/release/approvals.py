@@ -1,19 +1,51 @@
-"""Who may approve or break glass, and how approvals count."""
+"""Who may approve or break glass, how approvals count, and the approval handlers that
+releases and flag rollouts share."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pipeline.decisions import approvals
     from pipeline.models import Approval, ApprovalDecision, ApprovalReceipt, BreakGlass, BreakGlassRecord, Stage
+    from workflows.payloads import parse_one, parse_update
 
 
 MAX_APPROVALS_PER_STAGE = 10
 
 
 class Approvals:
-    """Part of ReleaseWorkflow (see workflows/release/workflow.py), kept apart by concern."""
+    """Part of ReleaseWorkflow (see workflows/release/workflow.py) and of
+    FeatureRolloutWorkflow (workflows/flags/), kept apart by concern."""
+
+    @workflow.signal
+    def approve(self, *payloads: Any) -> None:
+        """Fire-and-forget approval: one that cannot count is recorded and ignored."""
+        approval = self._parse_signal("approve", ApprovalDecision, payloads)
+        if approval is None:
+            return
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {refusal}")
+            return
+        receipt = self._count_approval(approval)
+        if not receipt.counted:
+            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {receipt.message}")
+
+    @workflow.update
+    def submit_approval(self, *payloads: Any) -> ApprovalReceipt:
+        """Approval with an answer: the validator refuses, before anything is recorded,
+        an approval that cannot count; a repeated one is acknowledged and counts once."""
+        return self._count_approval(parse_one(ApprovalDecision, payloads))
+
+    @submit_approval.validator
+    def _validate_approval(self, *payloads: Any) -> None:
+        refusal = self._approval_refusal(parse_update(ApprovalDecision, payloads))
+        if refusal is not None:
+            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
 
     def _approved(self, stage: Stage) -> bool:
         return approvals.approved(approvals.stage_gate(self._status.gates, stage), stage, self._status.approvals)

@@ -35,8 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.decisions import approvals
     from pipeline.models import (
         AnalysisMemory,
-        ApprovalDecision,
-        ApprovalReceipt,
         BreakGlass,
         BreakGlassRecord,
         KillReceipt,
@@ -53,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         SuiteRequest,
     )
-    from workflows.payloads import Malformed, bounded, parse_one, read_stop_order
+    from workflows.payloads import bounded, parse_one, parse_update, read_stop_order
 
 from workflows.release.approvals import Approvals
 from workflows.release.bake import BAKE_PATCH, Baking
@@ -75,14 +73,6 @@ from workflows.release.traffic import Traffic
 from workflows.release.waiting import Waiting
 
 APPROVAL_PHASE = {Stage.CANARY: Phase.CANARY_APPROVAL, Stage.PRODUCTION: Phase.PRODUCTION_APPROVAL}
-
-
-def _parse_update(model: type, payloads: tuple[Any, ...]) -> Any:
-    """An update's payload, or a rejection (not worth retrying) that names each bad field."""
-    try:
-        return parse_one(model, payloads)
-    except Malformed as malformed:
-        raise ApplicationError(str(malformed), type="MalformedUpdate", non_retryable=True) from None
 
 
 @workflow.defn
@@ -173,33 +163,6 @@ class ReleaseWorkflow(
                 await self._drain_notifications()
 
     @workflow.signal
-    def approve(self, *payloads: Any) -> None:
-        """Fire-and-forget approval: one that cannot count is recorded and ignored."""
-        approval = self._parse_signal("approve", ApprovalDecision, payloads)
-        if approval is None:
-            return
-        refusal = self._approval_refusal(approval)
-        if refusal is not None:
-            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {refusal}")
-            return
-        receipt = self._count_approval(approval)
-        if not receipt.counted:
-            self._ignore(f"approve from {approval.approver} for {approval.stage.value}: {receipt.message}")
-
-    @workflow.update
-    def submit_approval(self, *payloads: Any) -> ApprovalReceipt:
-        """Approval with an answer: the validator refuses, before anything is recorded,
-        an approval that cannot count; a repeated one is acknowledged and counts once."""
-        return self._count_approval(parse_one(ApprovalDecision, payloads))
-
-    @submit_approval.validator
-    def _validate_approval(self, *payloads: Any) -> None:
-        approval = _parse_update(ApprovalDecision, payloads)
-        refusal = self._approval_refusal(approval)
-        if refusal is not None:
-            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
-
-    @workflow.signal
     def break_glass(self, *payloads: Any) -> None:
         """Let production change outside the deployment calendar, for an urgent fix."""
         glass = self._parse_signal("break_glass", BreakGlass, payloads)
@@ -217,7 +180,7 @@ class ReleaseWorkflow(
 
     @submit_break_glass.validator
     def _validate_break_glass(self, *payloads: Any) -> None:
-        refusal = self._break_glass_refusal(_parse_update(BreakGlass, payloads))
+        refusal = self._break_glass_refusal(parse_update(BreakGlass, payloads))
         if refusal is not None:
             raise ApplicationError(refusal, type="BreakGlassRefused", non_retryable=True)
 
