@@ -144,8 +144,11 @@ class Steps:
                                  already_off=True)
 
     async def _interruptible(self, activity: Any, arg: Any, summary: str, timeout: timedelta, retry: Any) -> Any:
-        """An activity the kill switch or a rejection abandons at once."""
-        handle = workflow.start_activity(activity, arg, **activity_options(summary, timeout, retry))
+        """An activity the kill switch or a rejection abandons at once. Abandoned, not
+        cancelled: these reads and fenced writes are safe to let finish, and a cancel of an
+        activity not yet started sometimes left the test server's workflow task open."""
+        handle = workflow.start_activity(activity, arg, **activity_options(summary, timeout, retry),
+                                         cancellation_type=workflow.ActivityCancellationType.ABANDON)
         await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
         if not handle.done():
             handle.cancel()
