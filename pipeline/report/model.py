@@ -84,8 +84,8 @@ class ReleaseReport(BaseModel):
     stable_version: str | None = None
     breach: MetricCheck | None = None
     problem: str | None = None
-    runs: int = 1
     """Why the request itself could not be read (an invalid request's release)."""
+    runs: int = 1
     phases: list[PhaseEntry] = Field(default_factory=list)
     traffic: list[TrafficPoint] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
