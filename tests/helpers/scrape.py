@@ -124,10 +124,13 @@ class PrometheusServer:
 
     async def api(self, path: str, **params: str) -> dict:
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
-            return (await client.get(f"/api/v1/{path}", params=params)).json()
+            response = await client.get(f"/api/v1/{path}", params=params)
+            response.raise_for_status()
+            return response.json()
 
     async def until(self, query: str, within: float = 30) -> list[dict]:
-        """Wait until `query` has a result (Prometheus may not be up yet); returns it."""
+        """Wait until `query` has a result; returns it. Prometheus may not be
+        listening yet, or may answer 503 until its storage is ready."""
         try:
             async with asyncio.timeout(within):
                 while True:
@@ -135,7 +138,7 @@ class PrometheusServer:
                         answer = await self.api("query", query=query)
                         if answer.get("status") == "success" and answer["data"]["result"]:
                             return answer["data"]["result"]
-                    except httpx.TransportError:
+                    except (httpx.TransportError, httpx.HTTPStatusError):
                         pass
                     await asyncio.sleep(0.2)
         except TimeoutError:
