@@ -4,7 +4,7 @@ scale_bare.py) in the same run, one after the other on the same server and worke
 process. Prints, per N and kind: wall time, releases per second, the lateness of each
 analysis and traffic step against the policy's plan (p50, p95, max), the `status`
 query's latency while they run, the worker's and the server's CPU and peak memory,
-and history events, activities and workflow tasks per release.
+and history events, activities (ordinary + local) and workflow tasks per release.
 
     .venv/bin/python -m benchmarks.scale [--n 50 200] [--expect-all promoted]
 
@@ -36,6 +36,7 @@ from temporalio.worker import Worker
 
 from benchmarks.common import run_benchmark
 from benchmarks.scale_bare import BARE_ACTIVITIES, BareRelease, BareShape
+from pipeline.local_activities import completed_local_activity, scheduled_activities
 from pipeline.models import Outcome
 from pipeline.sim.fleet import worker_fleet
 from pipeline.sim.scenario import Scenario
@@ -71,6 +72,7 @@ class Run:
     lateness: list[float] = field(default_factory=list)
     events: list[int] = field(default_factory=list)
     activities: list[int] = field(default_factory=list)
+    local_activities: list[int] = field(default_factory=list)
     tasks: list[int] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
 
@@ -80,11 +82,7 @@ class Run:
 
 def plan_lateness(events: list[Any]) -> list[float]:
     """Seconds each analysis and traffic step came after its planned time."""
-    scheduled = [
-        (event.activity_task_scheduled_event_attributes.activity_type.name, event.event_time.ToDatetime())
-        for event in events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
+    scheduled = scheduled_activities(events)
     durations = [SHAPE.canary_duration_seconds, *[SHAPE.step_interval_seconds] * len(SHAPE.steps), SHAPE.bake_seconds]
     lateness: list[float] = []
     anchor: datetime | None = None
@@ -159,6 +157,7 @@ async def run_many(run: Run, client: Client, sampler: Sampler, start: Callable[[
             events = list((await handle.fetch_history()).events)
         run.events.append(len(events))
         run.activities.append(count(events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED))
+        run.local_activities.append(sum(completed_local_activity(event) is not None for event in events))
         run.tasks.append(count(events, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED))
         run.lateness.extend(plan_lateness(events))
 
@@ -209,13 +208,13 @@ def row(run: Run) -> list[str]:
         f"{percentile(late, .5):.2f}/{percentile(late, .95):.2f}/{max(late, default=float('nan')):.2f}",
         f"{percentile(query, .5):.0f}/{percentile(query, .95):.0f}",
         f"{run.worker_cpu:.1f}", f"{run.server_cpu:.1f}", f"{run.worker_rss >> 20}", f"{run.server_rss >> 20}",
-        f"{statistics.mean(run.events):.0f}", f"{statistics.mean(run.activities):.0f}", f"{statistics.mean(run.tasks):.0f}",
+        f"{statistics.mean(run.events):.0f}", f"{statistics.mean(run.activities):.0f}+{statistics.mean(run.local_activities):.0f}", f"{statistics.mean(run.tasks):.0f}",
         " ".join(f"{outcome}:{number}" for outcome, number in sorted(run.outcomes.items())),
     ]
 
 
 HEADERS = ["kind", "N", "wall s", "rel/s", "late p50/p95/max s", "query p50/p95 ms", "worker cpu s", "server cpu s",
-           "worker MB", "server MB", "events", "activities", "wf tasks", "outcomes"]
+           "worker MB", "server MB", "events", "activities+local", "wf tasks", "outcomes"]
 
 
 def ratio_line(pipeline: Run, bare: Run) -> str:

@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHandle
 
 from pipeline.local.devstack import Stack, installed_binary, local_stack, set_live_activity
 from pipeline.local.loadgen import LoadGenerator
+from pipeline.local_activities import scheduled_activities
 from pipeline.models import Outcome, ReleaseResult
 from tests.helpers.http_double import PlatformDouble
 from tests.helpers.local import local_environment
@@ -88,11 +89,7 @@ async def checked_live_activity(handle: WorkflowHandle, times: int, within: floa
     deadline = time.monotonic() + within
     while True:
         events = (await handle.fetch_history()).events
-        checks = sum(
-            e.activity_task_scheduled_event_attributes.activity_type.name == "check_live_activity"
-            for e in events
-            if e.HasField("activity_task_scheduled_event_attributes")
-        )
+        checks = [name for name, _ in scheduled_activities(events)].count("check_live_activity")
         if checks >= times:
             return
         if time.monotonic() > deadline:

@@ -17,6 +17,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from pipeline import search_attributes
+from pipeline.local_activities import completed_local_activity
+
 RELEASE_WORKFLOW = "ReleaseWorkflow"
 
 CLOSED = {
@@ -40,7 +43,9 @@ class NotARelease(Exception):
 @dataclass
 class ActivityCall:
     """One activity: what it was asked, what it answered (or why it failed), and what
-    woke the workflow task that scheduled it ("timer", "activity", "signal", ...)."""
+    woke the workflow task that scheduled it ("timer", "activity", "signal", ...).
+    A local activity's input is not in history: it is None, and `phase` says which
+    phase the release was in (the last one it published) when it ran."""
 
     event_id: int
     name: str
@@ -50,6 +55,7 @@ class ActivityCall:
     ended_at: datetime | None = None
     result: Any = None
     failure: str | None = None
+    phase: str | None = None
 
 
 @dataclass
@@ -248,6 +254,23 @@ class _Reader:
             message.accepted, message.answer = False, failure_text(attributes.outcome.failure)
         else:
             message.accepted, message.answer = True, first(attributes.outcome.success)
+
+    def _marker_recorded(self, event: HistoryEvent) -> None:
+        local = completed_local_activity(event)
+        if local is None:
+            return
+        at = event_time(event)
+        call = ActivityCall(
+            event.event_id, local.activity_type, at, None, self.waking, ended_at=at, result=first(local.result),
+            phase=self._published_phase(),
+        )
+        self._release(event).activities.append(call)
+
+    def _published_phase(self) -> str | None:
+        for _, values in reversed(self.release.attributes):
+            if search_attributes.PHASE.name in values:
+                return values[search_attributes.PHASE.name]
+        return None
 
     def _timer_started(self, event: HistoryEvent) -> None:
         attributes = event.timer_started_event_attributes

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import WorkflowHistory
 
+from pipeline import search_attributes
 from pipeline.decisions.analysis import judge, judge_bake
 from pipeline.decisions.rules import decide
 from pipeline.decisions.validation import InvalidRequest, parse_request
@@ -37,8 +38,6 @@ from pipeline.models import (
 from pipeline.report.history import ActivityCall, HistoryUnreadable, ReleaseHistory, read_history
 from pipeline.report.messages import ApprovalRecord, IgnoredMessage, approvals, ignored, message_event
 from pipeline.report.timeline import Event, activity_event
-
-PHASE_ATTRIBUTE = "ReleasePhase"
 
 SHAPES: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "set_traffic": (TrafficRequest, None),
@@ -145,7 +144,7 @@ def check_shapes(history: ReleaseHistory) -> None:
             except ValidationError as error:
                 problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
                 raise HistoryUnreadable(
-                    f"event {call.event_id} ({call.name} scheduled): its {what} cannot be read: {problem}"
+                    f"event {call.event_id} ({call.name}): its {what} cannot be read: {problem}"
                 ) from None
 
 
@@ -162,7 +161,7 @@ def release_request(raw: Any) -> tuple[ReleaseRequest | None, str | None]:
 def phases(history: ReleaseHistory) -> list[PhaseEntry]:
     entries = [PhaseEntry(at=history.started_at, phase=Phase.VALIDATE.value)]
     for at, values in history.attributes:
-        value = values.get(PHASE_ATTRIBUTE) or []
+        value = values.get(search_attributes.PHASE.name) or []
         for phase in [value] if isinstance(value, str) else value:
             if phase != entries[-1].phase:
                 entries.append(PhaseEntry(at=at, phase=phase))
@@ -227,7 +226,7 @@ def analyses(history: ReleaseHistory, policy: ReleasePolicy) -> list[Analysis]:
     interval's timer, judged as the workflow judged it (a bake against the previous
     version's metrics from before the canary)."""
     found: list[Analysis] = []
-    memory, weight, before = AnalysisMemory(), 0, None
+    memory, weight, before, reads_before_traffic = AnalysisMemory(), 0, None, 0
     for call in history.activities:
         if call.name == "set_traffic" and call.failure is None and call.ended_at is not None:
             weight = call.input["canary_weight"]
@@ -235,7 +234,9 @@ def analyses(history: ReleaseHistory, policy: ReleasePolicy) -> list[Analysis]:
             continue
         observation = Observation.model_validate(call.result)
         if "timer" not in call.woken_by:
-            if before is None and call.input.get("cursor") and not found:
+            if weight == 0 and not found:
+                reads_before_traffic += 1
+            if before is None and not found and closes_before_window(call, reads_before_traffic):
                 before = observation.stable if observation.stable.requests else None
             continue
         analysis = judge_observation(observation, call, policy, weight, before)
@@ -244,11 +245,20 @@ def analyses(history: ReleaseHistory, policy: ReleasePolicy) -> list[Analysis]:
     return found
 
 
+def closes_before_window(call: ActivityCall, reads_before_traffic: int) -> bool:
+    """Whether this read measured the stable version from before the release: it read
+    from a cursor. A local read's cursor is not in history; it is the second read before
+    any traffic change (the first opened the window)."""
+    if call.input is not None:
+        return bool(call.input.get("cursor"))
+    return reads_before_traffic == 2
+
+
 def judge_observation(
     observation: Observation, call: ActivityCall, policy: ReleasePolicy, weight: int, before: VersionMetrics | None
 ) -> Analysis:
     at = (call.ended_at or call.at).isoformat(timespec="seconds")
-    phase = Phase(call.input["ref"]["phase"])
+    phase = Phase(call.input["ref"]["phase"] if call.input is not None else call.phase)
     if phase is Phase.BAKE:
         return judge_bake(observation, before, policy, at=at)
     return judge(observation, policy, phase=phase, canary_weight=weight, at=at)

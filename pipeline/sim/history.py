@@ -1,5 +1,5 @@
 """A past release's history, read for replay: the request it started with, the metric
-windows its `observe_metrics` activities returned, in order, and how it ended. The
+windows its `observe_metrics` reads returned (activities or local activities), in order, and how it ended. The
 simulator (`releasectl simulate --from-history`) serves those windows back to the
 workflow in the same order (pipeline/metrics/sim.py), so its analyses judge what the
 real release's judged and reach the same verdicts; a changed policy in the request
@@ -20,6 +20,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from pipeline.local_activities import completed_local_activity
 from pipeline.models import Observation, ReleaseResult, VersionMetrics
 
 RELEASE_WORKFLOW = "ReleaseWorkflow"
@@ -75,7 +76,10 @@ def _observations(events: list[Any]) -> list[Observation]:
     }
     observations = []
     for event in events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        local = completed_local_activity(event)
+        if local is not None and local.activity_type == OBSERVE_ACTIVITY:
+            observations.append(_decode(local.result.payloads, Observation))
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             completed = event.activity_task_completed_event_attributes
             if completed.scheduled_event_id in observe_ids:
                 observations.append(_decode(completed.result.payloads, Observation))

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 from pipeline.local.devstack import Stack
 from pipeline.local.loadgen import LoadGenerator
+from pipeline.local_activities import completed_local_activity
 from pipeline.models import ReleaseResult, ReleaseStatus
 from workflows.release import ReleaseWorkflow
 
@@ -106,7 +107,8 @@ async def served_by(load: LoadGenerator, version: str, count: int = 40, within: 
 
 async def activity_completions(handle: WorkflowHandle) -> list[tuple[str, bytes, datetime]]:
     """From a release's history, each completed activity in order: its type, its input
-    (the payloads' bytes) and when it completed. Benchmarks time a release from it."""
+    (the payloads' bytes; empty for a local activity, whose input history does not
+    keep) and when it completed. Benchmarks time a release from it."""
     scheduled: dict[int, tuple[str, bytes]] = {}
     completions: list[tuple[str, bytes, datetime]] = []
     async for event in handle.fetch_history_events():
@@ -117,4 +119,6 @@ async def activity_completions(handle: WorkflowHandle) -> list[tuple[str, bytes,
         elif event.HasField("activity_task_completed_event_attributes"):
             name, data = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
             completions.append((name, data, event.event_time.ToDatetime()))
+        elif (local := completed_local_activity(event)) is not None:
+            completions.append((local.activity_type, b"", event.event_time.ToDatetime()))
     return completions
