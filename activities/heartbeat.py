@@ -16,11 +16,13 @@ BEAT_SECONDS = 1.0
 
 async def heartbeating(work: Awaitable[T], detail: str) -> T:
     """Await `work`, heartbeating every BEAT_SECONDS meanwhile; cancelling the activity
-    cancels the work."""
+    cancels the work. A local activity has no heartbeat (its bound is its timeout)."""
     task = asyncio.ensure_future(work)
+    beats = not activity.info().is_local
     try:
         while not task.done():
-            activity.heartbeat(detail)
+            if beats:
+                activity.heartbeat(detail)
             await asyncio.wait({task}, timeout=BEAT_SECONDS)
     finally:
         task.cancel()

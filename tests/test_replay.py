@@ -18,7 +18,9 @@ HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
 """Current releases at the top level; each `before-*/` folder holds releases recorded
 before a change that a `workflow.patched` branch keeps them replaying through:
 `before-gates/` (no gates), `before-guarded-lock/` (a lock that ends with its run) and
-`before-bake/` (promotion without bake, no rollback window, no revert). `trains/` holds
+`before-bake/` (promotion without bake, no rollback window, no revert) and `before-light/`
+(a marker per patch, every read an ordinary activity, analyses a full interval after
+the last one ended; see workflows/release/patches.py). `trains/` holds
 release trains (tests/record_train_histories.py) and one member's own history."""
 
 
@@ -28,6 +30,7 @@ def test_histories_cover_every_outcome_of_today_and_of_before_each_patch():
 
     every_outcome = {"promoted", "rolled_back", "rejected", "expired", "held_then_promoted", "invalid_request"}
     assert outcomes("histories") >= every_outcome | {"rolled_back_in_bake", "reverted"}
+    assert outcomes("before-light") >= every_outcome | {"rolled_back_in_bake", "reverted"}
     assert outcomes("before-bake") >= every_outcome
     assert outcomes("before-guarded-lock") >= every_outcome
     assert outcomes("before-gates") >= {"promoted", "rolled_back", "rejected", "invalid_request"}

@@ -89,11 +89,11 @@ def test_gated_release_shows_each_hold_why_and_until_when():
     report = report_json("held_then_promoted.json")
     window, live = report["holds"]
     assert window["gate"] == "deployment window" and window["why"] == "frozen: recording freeze"
-    assert window["until"].startswith("2026-11-28T00:53:44")
+    assert window["until"].startswith("2026-11-28T09:05:08")
     assert live["gate"] == "live activity" and live["why"] == "2 active_uploads" and live["until"] is None
     assert live["cleared_at"] > live["at"]  # the next check found no uploads
     texts = [event["text"] for event in report["timeline"]]
-    assert "held by deployment window: frozen: recording freeze until 2026-11-28 00:53:44" in texts
+    assert "held by deployment window: frozen: recording freeze until 2026-11-28 09:05:08" in texts
     assert "held by live activity: 2 active_uploads (re-checked until it clears)" in texts
     assert "live activity clear: the hold ends" in texts
     assert any(text.startswith("update submit_break_glass from ") for text in texts)
@@ -130,7 +130,7 @@ def test_markdown_has_every_section_and_the_breach():
     ):
         assert heading in text
     assert "- **breach**: error_rate: 0.2 (<= 0.01) FAIL" in text
-    assert "| 1 | 22:54:50 | canary | 10% | fail | 0.2 (<= 0.01) FAIL | 120 (<= 500) pass |" in text
+    assert "| 1 | 07:06:14 | canary | 10% | fail | 0.2 (<= 0.01) FAIL | 120 (<= 500) pass |" in text
 
 
 def test_ignored_signals_are_listed_with_why():
@@ -177,24 +177,32 @@ def test_a_history_this_code_cannot_read_names_the_event():
         render(history("rolled_back.json", raw), "json")
 
 
-def test_an_activity_result_of_another_shape_names_its_event():
-    """Valid JSON that today's models do not accept: an observation from other code."""
-    raw = events("rolled_back.json")
+@pytest.mark.parametrize("recorded", ["rolled_back.json", "before-light/rolled_back.json"])
+def test_an_activity_result_of_another_shape_names_its_event(recorded):
+    """Valid JSON that today's models do not accept: an observation from other code,
+    read as a local activity (today) or as an ordinary one (before-light)."""
+    raw = events(recorded)
+    payload, event_id = observation_payload(raw)
+    payload["data"] = base64.b64encode(json.dumps({"window": "60s"}).encode()).decode()
+    with pytest.raises(CliError, match=rf"event {event_id} \(observe_metrics\): its result cannot be read"):
+        render(history(recorded, raw), "md")
+
+
+def observation_payload(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The first observation's result payload in a history's JSON, and the event the report names."""
     scheduled = {
         e["eventId"]: e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
         for e in raw["events"]
         if e.get("activityTaskScheduledEventAttributes")
     }
-    observed = next(
-        e
-        for e in raw["events"]
-        if scheduled.get(e.get("activityTaskCompletedEventAttributes", {}).get("scheduledEventId")) == "observe_metrics"
-    )
-    payload = observed["activityTaskCompletedEventAttributes"]["result"]["payloads"][0]
-    payload["data"] = base64.b64encode(json.dumps({"window": "60s"}).encode()).decode()
-    event_id = observed["activityTaskCompletedEventAttributes"]["scheduledEventId"]
-    with pytest.raises(CliError, match=rf"event {event_id} \(observe_metrics scheduled\): its result cannot be read"):
-        render(history("rolled_back.json", raw), "md")
+    for event in raw["events"]:
+        completed = event.get("activityTaskCompletedEventAttributes", {})
+        if scheduled.get(completed.get("scheduledEventId")) == "observe_metrics":
+            return completed["result"]["payloads"][0], completed["scheduledEventId"]
+        details = event.get("markerRecordedEventAttributes", {}).get("details", {})
+        if "result" in details and b"observe_metrics" in base64.b64decode(details["data"]["payloads"][0]["data"]):
+            return details["result"]["payloads"][0], event["eventId"]
+    raise AssertionError("no observation in the history")
 
 
 # --- the HTML in a browser ---------------------------------------------------------------

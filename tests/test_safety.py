@@ -7,6 +7,7 @@ On the time-skipping server; the world behind the activities is FakeWorld."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -166,6 +167,22 @@ async def test_the_kill_switch_does_not_wait_for_a_traffic_change_that_hangs(dri
 
     assert result.outcome is Outcome.ROLLED_BACK
     assert world.weights == [10, 0] and receipt.seconds < 5
+
+
+async def test_the_kill_switch_does_not_wait_for_a_metrics_read_that_hangs(drive: Drive, world: FakeWorld, start):
+    """A read runs first as a local activity, which holds its workflow task: the kill
+    switch waits at most QUICK_READ_BOUND for it, then the read goes on as an ordinary
+    activity, which the kill switch abandons at once."""
+    handle = await start({**REQUEST, "policy": {"required_approvals": []}})
+    await drive.until(handle, lambda s: s.canary_weight == 10)
+    world.metrics_hang = True
+    ordered = time.monotonic()
+    await handle.execute_update(ReleaseWorkflow.submit_kill_switch, {"reason": "metrics down", "actor": "bob"})
+    on_stable = time.monotonic() - ordered
+    result = await handle.result()
+
+    assert result.outcome is Outcome.ROLLED_BACK and "kill switch pulled by bob" in result.reason
+    assert world.weights[-1] == 0 and on_stable < 5, f"traffic on stable {on_stable:.1f}s after the order"
 
 
 async def test_a_terminated_release_is_rolled_back_by_its_lock(dev_server: WorkflowEnvironment, monkeypatch):

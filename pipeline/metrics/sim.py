@@ -29,7 +29,7 @@ class SimMetrics:
         replayed = self._fleet.replayed(service)
         if replayed is not None:
             return replayed
-        now = self._fleet.now()
+        now = self._request.at.timestamp() if self._request.at else self._fleet.now()
         start = float(cursor.get("taken_at", now))
         state = self._fleet.service(service)
         served = serve_window(

@@ -182,6 +182,9 @@ class ObserveRequest(Strict):
     stable_version: str | None = None
     flag: FlagComparison | None = None
     """A feature-flag analysis: canary is the flag's on variant, stable its off variant."""
+    at: datetime | None = None
+    """The workflow's time when it asked: the end of the window in release time, which the
+    sim target reads (a local activity carries no server time of its own)."""
 
 
 class LockGuard(Strict):

@@ -63,6 +63,8 @@ class FakeWorld:
     canary_health: Callable[[int], VersionMetrics] = lambda weight: HEALTHY
     stable_health: VersionMetrics = field(default_factory=lambda: HEALTHY)
     metrics_down: bool = False
+    metrics_hang: bool = False
+    """The metrics provider accepts the connection and never answers."""
     calls: list[tuple[str, Any]] = field(default_factory=list)
     weight: int = 0
     hang_at_weights: set[int] = field(default_factory=set)
@@ -202,5 +204,7 @@ class FakeWorld:
     async def observe_metrics(self, request: ObserveRequest) -> Observation:
         if self.metrics_down:
             raise ApplicationError("connection refused", type="MetricsUnavailable", non_retryable=True)
+        if self.metrics_hang:
+            await asyncio.Event().wait()
         stable = self.promoted_health if self.promoted else self.stable_health
         return Observation(window_seconds=60, canary=self.canary_health(self.weight), stable=stable, cursor={"n": 1})

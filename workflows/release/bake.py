@@ -80,7 +80,8 @@ class Baking:
                 await self._bake(previous)
         elif not self._request.keep_previous:
             self._note(f"retiring {previous} in {policy.retire_delay_seconds}s")
-            await workflow.sleep(policy.retire_delay_seconds)
+            if policy.retire_delay_seconds > 0 or not self._is_light():
+                await workflow.sleep(policy.retire_delay_seconds)
         if self._request.keep_previous:
             self._note(f"{previous} stays warm: its train retires it, or goes back to it, when the train ends")
             return

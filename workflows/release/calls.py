@@ -1,6 +1,6 @@
-"""Activity plumbing: the options every activity of a release shares, and the three
-ways the workflow runs one: a change that runs to the end, a read, and a call that a
-stop abandons."""
+"""Activity plumbing: the options every activity of a release shares, and the ways the
+workflow runs one: a change that runs to the end, a read, a call that a stop abandons,
+and a quick read run as a local activity."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ READ_RETRIES = RetryPolicy(
 )
 
 
+QUICK_READ_BOUND = timedelta(seconds=2)
+"""How long a quick read may take as a local activity. A local activity holds its
+workflow task open, so a kill switch that arrives meanwhile waits for it: this bounds
+that wait. A read that takes longer runs again as an ordinary activity."""
+
+
 def activity_options(
     summary: str, timeout: timedelta, retry: RetryPolicy, heartbeat: timedelta | None = None
 ) -> dict[str, Any]:
@@ -95,13 +101,41 @@ class ActivityCalls:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {cause(error)}") from None
 
     async def _read(
-        self, activity: Callable, arg: Any, summary: str, *, timeout: timedelta = READ_TIMEOUT
+        self, activity: Callable, arg: Any, summary: str, *, timeout: timedelta = READ_TIMEOUT, quick: bool = False
     ) -> Any:
-        """Run an activity that waits or measures; a failure after retries fails the release."""
+        """Run an activity that waits or measures (`quick`: one that answers at once);
+        a failure after retries fails the release."""
         try:
+            if quick:
+                return await self._quick_read(activity, arg, summary, timeout)
             return await self._interruptible(activity, arg, summary, timeout)
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {cause(error)}") from None
+
+    async def _quick_read(
+        self, activity: Callable, arg: Any, summary: str, timeout: timedelta, *, heartbeat: timedelta | None = None
+    ) -> Any:
+        """A short read (metrics, the calendar, live activity): a local activity, which
+        costs one marker in history instead of three events and a workflow task of its
+        own. If it fails or outlasts QUICK_READ_BOUND, whatever the reason, the same read
+        runs as an ordinary activity (`_interruptible`): retried, heartbeating, abandoned
+        at once by a stop. So a failed local attempt only ever precedes that activity in
+        history, and a reader of history can skip it."""
+        if self._is_light():
+            handle = workflow.start_local_activity(
+                activity,
+                arg,
+                start_to_close_timeout=QUICK_READ_BOUND,
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                summary=summary,
+            )
+            await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
+            if not handle.done():
+                handle.cancel()
+                raise self._stop
+            if handle.exception() is None:
+                return handle.result()
+        return await self._interruptible(activity, arg, summary, timeout, heartbeat=heartbeat)
 
     async def _interruptible(
         self,

@@ -34,7 +34,7 @@ class ShippedFlags:
     """Part of ReleaseWorkflow (see workflows/release/workflow.py), kept apart by concern."""
 
     def _ships_flags(self) -> bool:
-        return bool(self._request.flags) and workflow.patched(RELEASE_FLAGS_PATCH)
+        return bool(self._request.flags) and self._patched(RELEASE_FLAGS_PATCH)
 
     def _flag_rollouts(self) -> list[FeatureRolloutRequest]:
         release_id = self._status.release_id

@@ -73,7 +73,7 @@ class Gates:
         return False
 
     async def _read_calendar(self) -> CalendarVerdict:
-        return await self._interruptible(
+        return await self._quick_read(
             check_calendar,
             CalendarRequest(ref=self._ref(), at=workflow.now()),
             "check the deployment calendar",
@@ -102,7 +102,7 @@ class Gates:
         """What is live on the platform, or None when nothing is. An endpoint that
         cannot be read counts as live: unknown is never clear."""
         try:
-            report = await self._interruptible(
+            report = await self._quick_read(
                 check_live_activity,
                 self._ref(),
                 f"check live activity before {change}",

@@ -65,7 +65,7 @@ class Locking:
 
     async def _start_lock(self) -> workflow.ChildWorkflowHandle:
         request = self._request
-        if not workflow.patched(GUARDED_LOCK_PATCH):
+        if not self._patched(GUARDED_LOCK_PATCH):
             return await workflow.start_child_workflow(
                 ServiceLockWorkflow.run,
                 workflow.info().workflow_id,
@@ -104,7 +104,7 @@ class Locking:
     async def _await_lock_end(self) -> None:
         """The lock ends as soon as it reads the release signal; a continued run, which
         holds no child handle, ends without waiting for it."""
-        if self._lock is None or not workflow.patched(LOCK_END_PATCH):
+        if self._lock is None or not self._patched(LOCK_END_PATCH):
             return
         try:
             await self._lock

@@ -148,7 +148,7 @@ class Migrating:
     async def _restore_staging(self, state: MigrationState) -> None:
         """Staging's schema back to where it was before this release. Staging carries no
         traffic: a failure is noted, and does not hold up the rollback's outcome."""
-        if state.staging_restored or not workflow.patched(STAGING_FOLLOWS_PATCH):
+        if state.staging_restored or not self._patched(STAGING_FOLLOWS_PATCH):
             return
         try:
             await self._migrate("staging", state.staging_before, "downgrade")

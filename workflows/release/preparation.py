@@ -59,9 +59,9 @@ class Preparation:
     async def _load_gates(self) -> None:
         """Read who may approve and which webhooks to tell, once, into history.
         A release whose history predates gates replays without them."""
-        if self._continued or not workflow.patched(GATES_PATCH):
+        if self._continued or not self._patched(GATES_PATCH):
             return
-        self._status.gates = await self._read(load_gates, self._ref(), "read the release gates")
+        self._status.gates = await self._read(load_gates, self._ref(), "read the release gates", quick=True)
         self._note(f"gates from {self._status.gates.source}")
 
     async def _preflight(self) -> str | None:

@@ -70,14 +70,22 @@ class Traffic:
     async def _watch(self, seconds: int) -> None:
         """Analyse every interval for `seconds`, and beyond while paused or while the
         last check did not let traffic advance (a failure within its budget or severity,
-        an inconclusive or marginal check, too few consecutive passes)."""
+        an inconclusive or marginal check, too few consecutive passes). A light release
+        analyses on a fixed cadence from the watch's start, so the time each analysis
+        takes does not push the next one back; one that overran its tick is followed
+        at once."""
         interval = self._request.policy.analysis_interval_seconds
+        tick = workflow.now()
         if self._progress.watch_elapsed == 0:
             self._cursor = (await self._observe()).cursor
         action = None
         while self._progress.watch_elapsed < seconds or self._status.paused or action is not Action.ADVANCE:
             await self._continue_if_history_long()
-            await self._wait_until(only_time, interval)
+            if self._is_light():
+                tick = max(tick + timedelta(seconds=interval), workflow.now())
+                await self._wait_until(only_time, (tick - workflow.now()).total_seconds())
+            else:
+                await self._wait_until(only_time, interval)
             self._progress.watch_elapsed += interval
             action = await self._analyse()
         self._progress.watch_elapsed = 0
@@ -128,9 +136,10 @@ class Traffic:
             namespace=policy.namespace,
             canary_version=self._request.version,
             stable_version=self._status.stable_version,
+            at=workflow.now(),
         )
         try:
-            return await self._interruptible(
+            return await self._quick_read(
                 observe_metrics, request, "read canary metrics", timedelta(minutes=1), heartbeat=HEARTBEAT
             )
         except ActivityError as error:

@@ -23,7 +23,12 @@ class Waiting:
 
     async def _wait_until(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
         """Wait until `condition` holds (True) or `timeout` seconds pass (False).
-        A kill switch or rejection ends the wait by stopping the release."""
+        A kill switch or rejection ends the wait by stopping the release. A light
+        release makes no timer for a wait that is already over."""
+        if timeout is not None and timeout <= 0 and self._is_light():
+            if self._stop is not None:
+                raise self._stop
+            return condition()
         try:
             await workflow.wait_condition(lambda: self._stop is not None or condition(), timeout=timeout)
             met = True

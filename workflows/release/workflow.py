@@ -63,6 +63,7 @@ from workflows.release.locking import Locking
 from workflows.release.membership import Membership
 from workflows.release.migration import Migrating
 from workflows.release.notifications import Notifications
+from workflows.release.patches import Patches
 from workflows.release.preparation import Preparation
 from workflows.release.revert import Reverting
 from workflows.release.stop import Stopping
@@ -94,6 +95,7 @@ class ReleaseWorkflow(
     Waiting,
     ShippedFlags,
     ActivityCalls,
+    Patches,
 ):
     """The spine: state, handlers and the phases in ADR order. Each base class is one
     concern of the same workflow in its own module of this package (as Flagger splits
@@ -129,7 +131,7 @@ class ReleaseWorkflow(
     @workflow.run
     async def run(self, *inputs: Any) -> ReleaseResult:
         self._request = self._validate(inputs)
-        self._bake_era = workflow.patched(BAKE_PATCH)
+        self._bake_era = self._patched(BAKE_PATCH)
         self._report_to_train()
         self._count_start()
         try:
