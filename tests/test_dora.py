@@ -38,6 +38,8 @@ async def test_recorded_histories_give_their_outcome_breach_and_promotion():
     # promotion is when the promote activity completed, the bake's 10 minutes before the close
     assert timedelta(minutes=9) < records["promoted"].closed_at - records["promoted"].promoted_at < timedelta(minutes=11)
     assert records["rolled_back"].breach_at is not None and records["rolled_back"].promoted_at is None
+    # a consistency violation found at an analysis is a breach too, though no metric's
+    assert records["migration_rolled_back"].breach_at is not None
     assert records["rolled_back_in_bake"].after_promotion and records["rolled_back_in_bake"].promoted_at is not None
     assert records["reverted"].outcome is Outcome.REVERTED and records["reverted"].reverted_from == "1.0.0"
 

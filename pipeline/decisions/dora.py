@@ -50,9 +50,11 @@ def record_of(
     result: ReleaseResult, closed_at: datetime, *, commit_time: str | None = None, promoted_at: datetime | None = None
 ) -> ReleaseRecord:
     """A record from a release's result, the time it closed, its request's commit time
-    and (if known) the time of its promotion."""
+    and (if known) the time of its promotion. A breach is a metric's, or a data
+    consistency violation found at an analysis, which rolls back the same way."""
     breach_at = None
-    if result.breach is not None and result.last_analysis is not None:
+    inconsistent = result.outcome is Outcome.ROLLED_BACK and result.consistency is not None and result.consistency.violated
+    if (result.breach is not None or inconsistent) and result.last_analysis is not None:
         breach_at = datetime.fromisoformat(result.last_analysis.at)
     if promoted_at is None and result.outcome is Outcome.PROMOTED:
         promoted_at = closed_at
