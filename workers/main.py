@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import signal
 from datetime import timedelta
 
@@ -22,11 +23,17 @@ import workflows
 from pipeline.gates import BUILT_IN_SOURCE, GatesConfigError, load_gates_config
 from pipeline.logging import configure_logging
 from pipeline.telemetry import MetricsConfigError, serve_metrics_from_env
-from pipeline.tracing import with_tracing
 from pipeline.temporal import RPCError, TemporalSettings, connect, ensure_search_attributes, exit_process
+from pipeline.tracing import with_tracing
 
 log = structlog.get_logger("pipeline.worker")
 STICKY_TIMEOUT = timedelta(seconds=5)
+
+CACHE_ENV = "PIPELINE_MAX_CACHED_WORKFLOWS"
+DEFAULT_CACHED_WORKFLOWS = 2_000
+"""Every release holds its service's lock, a child workflow: two cached workflows per
+release. With the SDK's default of 1,000, 1,000 concurrent releases evicted each other
+(1,566 workflow-task timeouts, each a full replay, in #15's measurement)."""
 
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
@@ -41,6 +48,19 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*LOGGING_MODULES))
 
 
+class WorkerConfigError(Exception):
+    """A worker setting from the environment that cannot be used."""
+
+
+def max_cached_workflows() -> int:
+    value = os.environ.get(CACHE_ENV, "")
+    if not value:
+        return DEFAULT_CACHED_WORKFLOWS
+    if not value.isdigit() or int(value) < 1:
+        raise WorkerConfigError(f"{CACHE_ENV} must be a positive whole number, not {value!r}")
+    return int(value)
+
+
 def build_worker(client: Client, task_queue: str) -> Worker:
     return Worker(
         client,
@@ -48,6 +68,7 @@ def build_worker(client: Client, task_queue: str) -> Worker:
         workflows=workflows.ALL,
         activities=activities.ALL,
         workflow_runner=workflow_runner(),
+        max_cached_workflows=max_cached_workflows(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # A workflow task waits this long on a lost worker's sticky queue before any
         # worker may take it: it bounds how late a kill switch is after a worker dies.
@@ -120,8 +141,9 @@ async def run(settings: TemporalSettings) -> None:
 def main() -> None:
     configure_logging()
     try:
+        max_cached_workflows()  # a bad setting stops the worker before it connects
         asyncio.run(run(TemporalSettings.from_env()))
-    except (GatesConfigError, MetricsConfigError) as error:
+    except (GatesConfigError, MetricsConfigError, WorkerConfigError) as error:
         log.error("worker not started", error=str(error))
         raise SystemExit(2) from None
     # A stop on SIGTERM is a clean exit: not the abort the client's native threads
