@@ -16,7 +16,18 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.release.bake import BAKE_PATCH
+from workflows.release.flags import RELEASE_FLAGS_PATCH
+from workflows.release.locking import GUARDED_LOCK_PATCH, LOCK_END_PATCH
+from workflows.release.migration import STAGING_FOLLOWS_PATCH
+from workflows.release.preparation import GATES_PATCH
+
 LIGHT_PATCH = "light-release"
+
+BEFORE_LIGHT = frozenset(
+    {BAKE_PATCH, GATES_PATCH, GUARDED_LOCK_PATCH, LOCK_END_PATCH, RELEASE_FLAGS_PATCH, STAGING_FOLLOWS_PATCH}
+)
+"""The patches `LIGHT_PATCH` stands for. A patch added after it is asked on its own."""
 
 
 class Patches:
@@ -32,5 +43,8 @@ class Patches:
         return self._light
 
     def _patched(self, patch: str) -> bool:
-        """`workflow.patched(patch)`, answered without a marker by a light release."""
-        return self._is_light() or workflow.patched(patch)
+        """`workflow.patched(patch)`; a light release answers it without a marker for a
+        patch that came before `LIGHT_PATCH`."""
+        if patch in BEFORE_LIGHT and self._is_light():
+            return True
+        return workflow.patched(patch)
