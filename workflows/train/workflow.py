@@ -19,6 +19,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import pipeline.decisions.flags  # noqa: F401 -- a member's flags are validated with it, from outside the sandbox
     from pipeline.decisions.validation import InvalidRequest, parse_train
     from pipeline.models import (
         ApprovalDecision,
