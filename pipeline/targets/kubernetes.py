@@ -47,7 +47,7 @@ import structlog
 from kubernetes.client.exceptions import ApiException
 
 from pipeline.decisions.service_env import env_problems
-from pipeline.errors import NotFound, PermanentTargetError, TargetError
+from pipeline.errors import NotFound, PermanentTargetError
 from pipeline.kube import STRATEGIC_MERGE_PATCH, Kube, KubeSettings, api_client
 from pipeline.models import PreflightReport, Slot, TrafficRequest
 from pipeline.routers import router_for
@@ -138,7 +138,7 @@ class KubernetesTarget(Promoting):
             if stuck or time.monotonic() > deadline:
                 limit = "past its progress deadline" if stuck else (
                     f"not complete within {self._settings.rollout_timeout_seconds:g}s")
-                raise TargetError(f"rollout of Deployment {namespace}/{name} ({version}) {limit}: {problem}")
+                raise PermanentTargetError(f"rollout of Deployment {namespace}/{name} ({version}) {limit}: {problem}")
             progress(f"waiting for Deployment {namespace}/{name} ({version}): {problem}")
             await asyncio.sleep(self._settings.poll_seconds)
 

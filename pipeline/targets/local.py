@@ -40,7 +40,7 @@ from pipeline.catalog import TARGETS
 from pipeline.database import database_url, service_database
 from pipeline.decisions.fencing import fence_of, is_stale
 from pipeline.decisions.service_env import env_problems, secret_name, worker_secret_variable
-from pipeline.errors import PermanentTargetError, TargetError
+from pipeline.errors import PermanentTargetError
 from pipeline.flags.local_file import flags_file
 from pipeline.gallery.flags import FLAGS_FILE_VARIABLE
 from pipeline.gallery.scrape import SCRAPE_DIR_VARIABLE, SERVICE_VARIABLE
@@ -129,8 +129,8 @@ class LocalTarget:
                     raise PermanentTargetError(
                         f"{service} {version} in {slot} exited; its log ends: {self._log_tail(process)}"
                     )
-                if time.monotonic() > deadline:
-                    raise TargetError(
+                if time.monotonic() > deadline:  # waiting the whole timeout again would not help
+                    raise PermanentTargetError(
                         f"{service} {version} in {slot} not ready within "
                         f"{self._ready_timeout_seconds:g}s: {problem}"
                     )

@@ -101,14 +101,21 @@ class ActivityCalls:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {cause(error)}") from None
 
     async def _read(
-        self, activity: Callable, arg: Any, summary: str, *, timeout: timedelta = READ_TIMEOUT, quick: bool = False
+        self,
+        activity: Callable,
+        arg: Any,
+        summary: str,
+        *,
+        timeout: timedelta = READ_TIMEOUT,
+        quick: bool = False,
+        retry: RetryPolicy = READ_RETRIES,
     ) -> Any:
         """Run an activity that waits or measures (`quick`: one that answers at once);
         a failure after retries fails the release."""
         try:
             if quick:
                 return await self._quick_read(activity, arg, summary, timeout)
-            return await self._interruptible(activity, arg, summary, timeout)
+            return await self._interruptible(activity, arg, summary, timeout, retry=retry)
         except ActivityError as error:
             raise ReleaseStopped(Outcome.FAILED, f"{summary} failed: {cause(error)}") from None
 

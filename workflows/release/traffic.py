@@ -38,11 +38,15 @@ class Traffic:
         self._touched.add(slot)
         deploy = DeployRequest(ref=self._ref(), slot=slot, version=self._request.version, env=self._request.env)
         await self._change(deploy_version, deploy, f"deploy {self._request.version} to {slot.value}")
+        # A version that will never be ready fails at once (a permanent error); retried like
+        # a change is a lost worker, or a heartbeat late on a saturated one (which failed 3
+        # of 200 concurrent releases in #15's benchmark with a read's three attempts).
         await self._read(
             wait_ready,
             deploy,
             f"wait until {slot.value} {self._request.version} is ready",
             timeout=timedelta(minutes=10),
+            retry=CHANGE_RETRIES,
         )
 
     async def _route(self, weight: int) -> None:
