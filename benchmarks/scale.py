@@ -75,6 +75,8 @@ class Run:
     local_activities: list[int] = field(default_factory=list)
     tasks: list[int] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    """Why releases ended other than promoted (a completed bare run has none)."""
 
 
 # --- reading a history ------------------------------------------------------------------------
@@ -150,6 +152,7 @@ async def run_many(run: Run, client: Client, sampler: Sampler, start: Callable[[
     run.worker_cpu, run.server_cpu = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
     run.worker_rss, run.server_rss = sampler.peak
     run.outcomes.update(result.outcome.value if hasattr(result, "outcome") else "completed" for result in results)
+    run.reasons.update(result.reason for result in results if getattr(result, "outcome", Outcome.PROMOTED) is not Outcome.PROMOTED)
     limit = asyncio.Semaphore(20)
 
     async def read(handle: WorkflowHandle) -> None:
@@ -237,7 +240,8 @@ async def main(n: list[int], expect_all: str | None) -> None:
             rows += [row(pipeline), row(bare)]
             ratios.append(ratio_line(pipeline, bare))
             if expect_all and pipeline.outcomes[expect_all] != size:
-                problems.append(f"N={size}: outcomes {dict(pipeline.outcomes)}, expected all {expect_all}")
+                problems.append(f"N={size}: outcomes {dict(pipeline.outcomes)}, expected all {expect_all}; why: "
+                                + "; ".join(f"{count} x {reason}" for reason, count in pipeline.reasons.most_common(5)))
             print(render_table(HEADERS, rows[-2:]), "\n", ratios[-1], flush=True)
         print("\n" + render_table(HEADERS, rows))
         print("\n".join(ratios + problems), flush=True)
