@@ -11,9 +11,8 @@ baseline was read as zeros). Pure and deterministic, so it runs inside the workf
 
 from __future__ import annotations
 
+import importlib
 import math
-
-from scipy.stats import mannwhitneyu
 
 from pipeline.decisions.proportions import count_gap, counted, fisher_p_value
 from pipeline.models import (
@@ -27,6 +26,17 @@ from pipeline.models import (
     Verdict,
     VersionMetrics,
 )
+
+
+def load_statistics() -> None:
+    """Import SciPy's tests now. They are imported where first used, not with this
+    module, so a process that judges no comparison (`releasectl simulate` of most
+    requests) never spends the 1-2.5 s. A worker that runs workflows with the SDK's
+    deadlock detection calls this before it starts: imported inside a workflow
+    activation, SciPy can take longer than the detector's 2 s, and the detector then
+    interrupts the import, leaving SciPy half imported for the rest of the process."""
+    importlib.import_module("scipy.stats")
+
 
 ALTERNATIVE = {Direction.INCREASE: "greater", Direction.DECREASE: "less", Direction.EITHER: "two-sided"}
 """The scipy alternative for "the canary is worse", canary as the first sample (or row)."""
@@ -82,6 +92,8 @@ def compare(
     if len(canary) < min_samples or len(stable) < min_samples:
         reason = f"{len(canary)} canary and {len(stable)} stable finite samples, {min_samples} needed each"
         return _inconclusive(metric, rule, reason)
+    from scipy.stats import mannwhitneyu  # see load_statistics
+
     canary_mean, stable_mean = sum(canary) / len(canary), sum(stable) / len(stable)
     p_value = float(mannwhitneyu(canary, stable, alternative=ALTERNATIVE[rule.direction]).pvalue)
     p_value = 1.0 if math.isnan(p_value) else p_value  # all samples tied: no evidence of a difference

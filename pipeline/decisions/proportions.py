@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.stats import fisher_exact
-
 from pipeline.models import Metric, VersionMetrics
 
 
@@ -55,5 +53,7 @@ def counted(side: VersionMetrics, metric: Metric) -> Proportion:
 def fisher_p_value(canary: Proportion, stable: Proportion, alternative: str) -> float:
     """Fisher's exact test with the canary as the first row; `alternative` as scipy
     names it ("greater": the canary's rate is higher)."""
+    from scipy.stats import fisher_exact  # imported here: see pipeline.decisions.baseline.load_statistics
+
     table = [[canary.events, canary.trials - canary.events], [stable.events, stable.trials - stable.events]]
     return float(fisher_exact(table, alternative=alternative).pvalue)
