@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import NamedTuple, Self
 
@@ -105,16 +106,27 @@ class Served(NamedTuple):
     latency_ms: float
 
 
-def answer(version: RunningVersion, at: float, rng: random.Random) -> Served:
-    """How `version` answers a request at release-clock time `at`."""
-    age = at - version.started_at
-    faults = version.faults
-    if faults.crashed_at(age):
-        return Served(at=at, failed=True, latency_ms=0.0)
-    latency = math.exp(rng.gauss(math.log(faults.latency_median_ms or 1e-3), faults.latency_sigma))
-    degraded = age >= faults.faults_after_seconds
-    failed = degraded and rng.random() < faults.error_rate
-    return Served(at=at, failed=failed, latency_ms=latency + (faults.latency_ms if degraded else 0.0))
+def answerer(version: RunningVersion, rng: random.Random) -> Callable[[float], Served]:
+    """How `version` answers a request at release-clock time `at`, drawing from `rng`.
+    What does not change from one request to the next is looked up once: a
+    default-policy simulation draws 70,000 requests, and per-request lookups and calls
+    were a tenth of its run."""
+    faults, started_at = version.faults, version.started_at
+    crash_after, faults_after = faults.crash_after_seconds, faults.faults_after_seconds
+    log_median, sigma = math.log(faults.latency_median_ms or 1e-3), faults.latency_sigma
+    error_rate, added_ms = faults.error_rate, faults.latency_ms
+    gauss, draw, exp = rng.gauss, rng.random, math.exp
+
+    def answer(at: float) -> Served:
+        age = at - started_at
+        if crash_after is not None and age >= crash_after:
+            return Served(at, True, 0.0)
+        latency = exp(gauss(log_median, sigma))
+        if age >= faults_after:
+            return Served(at, draw() < error_rate, latency + added_ms)
+        return Served(at, False, latency)
+
+    return answer
 
 
 def serve_window(
@@ -128,24 +140,26 @@ def serve_window(
 ) -> dict[str, list[Served]]:
     """The requests of [start, end), evenly spaced, each routed by `routing` and answered
     by the version it reaches: {"canary": [...], "stable": [...]}. `seed` names the
-    draw (the caller folds in the service and the window), so it is reproducible."""
+    draw (the caller folds in the service and the window), so it is reproducible.
+
+    Routing: a request from the canary segments (`traffic.segment_share` of them) goes
+    to the canary while segments route to it; any other goes there with the canary's
+    weight. Without a canary every request goes to stable."""
     served: dict[str, list[Served]] = {"canary": [], "stable": []}
     count = min(int(traffic.requests_per_second * max(end - start, 0.0)), MAX_REQUESTS_PER_WINDOW)
     rng = random.Random(f"{seed}|{start!r}|{end!r}")
+    draw, span = rng.random, end - start
+    segment_share, segments_to_canary, weight = traffic.segment_share, routing.segments_to_canary, routing.canary_weight
+    to_canary, to_stable = served["canary"].append, served["stable"].append
+    answer_canary = answerer(canary, rng) if canary else None
+    answer_stable = answerer(stable, rng) if stable else None
     for index in range(count):
-        at = start + (end - start) * (index + 0.5) / count
-        track = _route(routing, traffic, rng) if canary else "stable"
-        version = canary if track == "canary" else stable
-        if version is not None:
-            served[track].append(answer(version, at, rng))
+        at = start + span * (index + 0.5) / count
+        if answer_canary and ((draw() < segment_share and segments_to_canary) or draw() * 100 < weight):
+            to_canary(answer_canary(at))
+        elif answer_stable:
+            to_stable(answer_stable(at))
     return served
-
-
-def _route(routing: Routing, traffic: Traffic, rng: random.Random) -> str:
-    from_segment = rng.random() < traffic.segment_share
-    if routing.segments_to_canary and from_segment:
-        return "canary"
-    return "canary" if rng.random() * 100 < routing.canary_weight else "stable"
 
 
 def _number(env: dict[str, str], variable: str) -> float:
