@@ -12,10 +12,22 @@ What makes it differ from workers/main.py, each a measured cost of `releasectl s
 - The release's status is kept as its run ends (`final_status`) instead of asked by a
   `status` query afterwards: the query replayed the whole finished history (0.5-1.5 s),
   and on temporal-test-server a query could stop later workflows skipping time.
+
+- Debug mode: activations run on the event loop instead of a thread (0.1-0.2 s less
+  of a default-policy release), without the 2 s deadlock detector. SciPy is imported
+  when a comparison first needs it (pipeline.decisions.baseline.load_statistics),
+  inside an activation here: 1-2.5 s, which the detector would interrupt, leaving
+  SciPy half imported. Simulations that compare nothing never import it.
+
+And one that is no cost but a hang: an exception in workflow code fails the simulated
+release (`workflow_failure_exception_types`) instead of failing its workflow task. A
+production worker retries such a task until a fixed worker deploys; a simulation has
+nobody to deploy one, and retried it every 10 s, without end.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from temporalio import workflow
@@ -57,11 +69,17 @@ class _KeepStatus(Interceptor):
         return _StatusAtEnd
 
 
-def simulation_worker(client: Client, task_queue: str) -> Worker:
-    # The worker's modules take seconds to import, which no other releasectl command needs.
+def import_worker_modules() -> tuple[ModuleType, ModuleType]:
+    """The worker's workflows and activities. Imported when a simulation starts, not with
+    this module: they take 0.3-0.4 s, which no other releasectl command needs."""
     import activities
     import workflows
 
+    return workflows, activities
+
+
+def simulation_worker(client: Client, task_queue: str) -> Worker:
+    workflows, activities = import_worker_modules()
     return Worker(
         client,
         task_queue=task_queue,
@@ -70,4 +88,6 @@ def simulation_worker(client: Client, task_queue: str) -> Worker:
         workflow_runner=UnsandboxedWorkflowRunner(),
         build_id=BUILD_ID,
         interceptors=[_KeepStatus()],
+        workflow_failure_exception_types=[Exception],
+        debug_mode=True,
     )
