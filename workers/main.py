@@ -20,7 +20,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import activities
 import workflows
-from pipeline.decisions.baseline import load_statistics
 from pipeline.gates import BUILT_IN_SOURCE, GatesConfigError, load_gates_config
 from pipeline.logging import configure_logging
 from pipeline.telemetry import MetricsConfigError, serve_metrics_from_env
@@ -63,7 +62,6 @@ def max_cached_workflows() -> int:
 
 
 def build_worker(client: Client, task_queue: str) -> Worker:
-    load_statistics()  # not inside a workflow activation, where the deadlock detector would interrupt it
     return Worker(
         client,
         task_queue=task_queue,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 
 from pipeline.decisions.proportions import count_gap, counted, fisher_p_value
 from pipeline.models import (
@@ -27,15 +28,22 @@ from pipeline.models import (
     VersionMetrics,
 )
 
+DEFER_STATISTICS = "PIPELINE_DEFER_STATISTICS"
+"""Set in a process that must start fast and judges few comparisons, if any (`releasectl
+simulate`, whose worker has no deadlock detector): SciPy is then imported where a
+comparison first needs it, not with this module."""
+
 
 def load_statistics() -> None:
-    """Import SciPy's tests now. They are imported where first used, not with this
-    module, so a process that judges no comparison (`releasectl simulate` of most
-    requests) never spends the 1-2.5 s. A worker that runs workflows with the SDK's
-    deadlock detection calls this before it starts: imported inside a workflow
-    activation, SciPy can take longer than the detector's 2 s, and the detector then
-    interrupts the import, leaving SciPy half imported for the rest of the process."""
+    """Import SciPy's tests (1-2.5 s). Every other process imports them with this module:
+    imported inside a workflow activation instead, as a replay or a worker would, they can
+    outlast the SDK's 2 s deadlock detector, which fails the activation and interrupts the
+    import, leaving SciPy half imported."""
     importlib.import_module("scipy.stats")
+
+
+if not os.environ.get(DEFER_STATISTICS):
+    load_statistics()
 
 
 ALTERNATIVE = {Direction.INCREASE: "greater", Direction.DECREASE: "less", Direction.EITHER: "two-sided"}
@@ -92,7 +100,7 @@ def compare(
     if len(canary) < min_samples or len(stable) < min_samples:
         reason = f"{len(canary)} canary and {len(stable)} stable finite samples, {min_samples} needed each"
         return _inconclusive(metric, rule, reason)
-    from scipy.stats import mannwhitneyu  # see load_statistics
+    from scipy.stats import mannwhitneyu  # here too: see DEFER_STATISTICS
 
     canary_mean, stable_mean = sum(canary) / len(canary), sum(stable) / len(stable)
     p_value = float(mannwhitneyu(canary, stable, alternative=ALTERNATIVE[rule.direction]).pvalue)

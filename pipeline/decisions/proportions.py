@@ -53,7 +53,7 @@ def counted(side: VersionMetrics, metric: Metric) -> Proportion:
 def fisher_p_value(canary: Proportion, stable: Proportion, alternative: str) -> float:
     """Fisher's exact test with the canary as the first row; `alternative` as scipy
     names it ("greater": the canary's rate is higher)."""
-    from scipy.stats import fisher_exact  # imported here: see pipeline.decisions.baseline.load_statistics
+    from scipy.stats import fisher_exact  # here: see pipeline.decisions.baseline.DEFER_STATISTICS
 
     table = [[canary.events, canary.trials - canary.events], [stable.events, stable.trials - stable.events]]
     return float(fisher_exact(table, alternative=alternative).pvalue)

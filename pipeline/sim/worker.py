@@ -13,11 +13,11 @@ What makes it differ from workers/main.py, each a measured cost of `releasectl s
   `status` query afterwards: the query replayed the whole finished history (0.5-1.5 s),
   and on temporal-test-server a query could stop later workflows skipping time.
 
-- Debug mode: activations run on the event loop instead of a thread (0.1-0.2 s less
-  of a default-policy release), without the 2 s deadlock detector. SciPy is imported
-  when a comparison first needs it (pipeline.decisions.baseline.load_statistics),
-  inside an activation here: 1-2.5 s, which the detector would interrupt, leaving
-  SciPy half imported. Simulations that compare nothing never import it.
+- SciPy deferred, and debug mode: activations run on the event loop instead of a
+  thread (0.1-0.2 s less of a default-policy release), without the 2 s deadlock
+  detector. SciPy is imported when a comparison first needs it, inside an activation
+  here: 1-2.5 s, which the detector would fail and interrupt, leaving SciPy half
+  imported. Simulations that compare nothing (a default policy) never import it.
 
 And one that is no cost but a hang: an exception in workflow code fails the simulated
 release (`workflow_failure_exception_types`) instead of failing its workflow task. A
@@ -27,6 +27,7 @@ nobody to deploy one, and retried it every 10 s, without end.
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
@@ -71,7 +72,10 @@ class _KeepStatus(Interceptor):
 
 def import_worker_modules() -> tuple[ModuleType, ModuleType]:
     """The worker's workflows and activities. Imported when a simulation starts, not with
-    this module: they take 0.3-0.4 s, which no other releasectl command needs."""
+    this module: they take 0.3-0.4 s, which no other releasectl command needs. Without
+    SciPy until a comparison needs it (pipeline.decisions.baseline.DEFER_STATISTICS, not
+    imported from there: importing that module is what must not load SciPy yet)."""
+    os.environ.setdefault("PIPELINE_DEFER_STATISTICS", "1")
     import activities
     import workflows
 
