@@ -75,22 +75,23 @@ class Traffic:
         """Analyse every interval for `seconds`, and beyond while paused or while the
         last check did not let traffic advance (a failure within its budget or severity,
         an inconclusive or marginal check, too few consecutive passes). A light release
-        analyses on a fixed cadence from the watch's start, so the time each analysis
-        takes does not push the next one back; one that overran its tick is followed
-        at once."""
+        reads one interval after the previous read started, not after its analysis
+        ended: the time an analysis takes does not push the next one back, and no window
+        is shorter than an interval (a cadence fixed to the watch's start can read a
+        window of a fraction of one after a late read, too small to judge)."""
         interval = self._request.policy.analysis_interval_seconds
-        tick = workflow.now()
+        read_at = workflow.now()
         if self._progress.watch_elapsed == 0:
             self._cursor = (await self._observe()).cursor
         action = None
         while self._progress.watch_elapsed < seconds or self._status.paused or action is not Action.ADVANCE:
             await self._continue_if_history_long()
             if self._is_light():
-                tick = max(tick + timedelta(seconds=interval), workflow.now())
-                await self._wait_until(only_time, (tick - workflow.now()).total_seconds())
+                await self._wait_until(only_time, interval - (workflow.now() - read_at).total_seconds())
             else:
                 await self._wait_until(only_time, interval)
             self._progress.watch_elapsed += interval
+            read_at = workflow.now()
             action = await self._analyse()
         self._progress.watch_elapsed = 0
 
