@@ -136,10 +136,7 @@ class ActivityCalls:
                 retry_policy=RetryPolicy(maximum_attempts=1),
                 summary=summary,
             )
-            await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
-            if not handle.done():
-                handle.cancel()
-                raise self._stop
+            await self._done_unless_stopped(handle)
             if handle.exception() is None:
                 return handle.result()
         return await self._interruptible(activity, arg, summary, timeout, heartbeat=heartbeat)
@@ -156,8 +153,12 @@ class ActivityCalls:
     ) -> Any:
         """Run an activity that a kill switch or rejection abandons at once."""
         handle = workflow.start_activity(activity, arg, **activity_options(summary, timeout, retry, heartbeat))
+        await self._done_unless_stopped(handle)
+        return handle.result()
+
+    async def _done_unless_stopped(self, handle: workflow.ActivityHandle) -> None:
+        """Wait for `handle`; a stop meanwhile abandons it and is raised at once."""
         await workflow.wait_condition(lambda: handle.done() or self._stop is not None)
         if not handle.done():
             handle.cancel()
             raise self._stop
-        return handle.result()
