@@ -64,6 +64,7 @@ class ContinuingAsNew:
 
     def _resume(self, carried: Continuation) -> ReleaseRequest:
         self._continued = True
+        self._request = carried.request  # an approval in the first activation needs it (else "not started")
         self._status = carried.status
         self._progress = carried.progress
         self._touched = set(carried.touched)
