@@ -70,24 +70,32 @@ class _KeepStatus(Interceptor):
         return _StatusAtEnd
 
 
-def import_worker_modules() -> tuple[ModuleType, ModuleType]:
+def import_worker_modules() -> tuple[list[type], ModuleType]:
     """The worker's workflows and activities. Imported when a simulation starts, not with
     this module: they take 0.3-0.4 s, which no other releasectl command needs. Without
     SciPy until a comparison needs it (pipeline.decisions.baseline.DEFER_STATISTICS, not
-    imported from there: importing that module is what must not load SciPy yet)."""
+    imported from there: importing that module is what must not load SciPy yet). The
+    setting is taken back after the imports: a worker this process starts later (a test's
+    local stack) must load SciPy before its workflows run, or a late import inside an
+    activation trips the deadlock detector and fails the workflow task."""
+    deferring = "PIPELINE_DEFER_STATISTICS" not in os.environ
     os.environ.setdefault("PIPELINE_DEFER_STATISTICS", "1")
-    import activities
-    import workflows
+    try:
+        import activities
+        import workflows
 
-    return workflows, activities
+        return workflows.ALL, activities
+    finally:
+        if deferring:
+            del os.environ["PIPELINE_DEFER_STATISTICS"]
 
 
 def simulation_worker(client: Client, task_queue: str) -> Worker:
-    workflows, activities = import_worker_modules()
+    all_workflows, activities = import_worker_modules()
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=workflows.ALL,
+        workflows=all_workflows,
         activities=activities.ALL,
         workflow_runner=UnsandboxedWorkflowRunner(),
         build_id=BUILD_ID,
