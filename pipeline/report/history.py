@@ -149,6 +149,8 @@ class _Reader:
         self.timers: dict[str, Timer] = {}
         self.woken_by: set[str] = set()
         self.waking: frozenset[str] = frozenset()
+        self.phase: str | None = None
+        """The last phase the release published (ReleasePhase), for local activities."""
 
     def read(self, event: HistoryEvent) -> None:
         kind = event.WhichOneof("attributes")
@@ -262,15 +264,9 @@ class _Reader:
         at = event_time(event)
         call = ActivityCall(
             event.event_id, local.activity_type, at, None, self.waking, ended_at=at, result=first(local.result),
-            phase=self._published_phase(),
+            phase=self.phase,
         )
         self._release(event).activities.append(call)
-
-    def _published_phase(self) -> str | None:
-        for _, values in reversed(self.release.attributes):
-            if search_attributes.PHASE.name in values:
-                return values[search_attributes.PHASE.name]
-        return None
 
     def _timer_started(self, event: HistoryEvent) -> None:
         attributes = event.timer_started_event_attributes
@@ -291,6 +287,7 @@ class _Reader:
             for name, payload in fields.items()
         }
         self._release(event).attributes.append((event_time(event), values))
+        self.phase = values.get(search_attributes.PHASE.name, self.phase)
 
     def _closed(self, event: HistoryEvent, kind: str) -> None:
         release = self._release(event)
